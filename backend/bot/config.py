@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """What the handlers need from the settings; handlers receive it as `config`."""
+
+    admin_ids: frozenset[int]
+    admin_site_url: str
+    min_amount: Decimal
+    max_amount: Decimal
+    bill_lifetime: timedelta
+    poll_interval: float
+
+    @classmethod
+    def from_settings(cls) -> BotConfig:
+        return cls(
+            admin_ids=frozenset(settings.ADMIN_TELEGRAM_IDS),
+            admin_site_url=settings.ADMIN_SITE_URL,
+            min_amount=settings.MIN_AMOUNT,
+            max_amount=settings.MAX_AMOUNT,
+            bill_lifetime=timedelta(seconds=settings.BILL_LIFETIME_SECONDS),
+            poll_interval=float(settings.BILL_POLL_INTERVAL_SECONDS),
+        )

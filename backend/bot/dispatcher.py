@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import ErrorEvent
+from loguru import logger
+
+from backend.bot import keyboards, notify, texts
+from backend.bot.config import BotConfig
+from backend.bot.handlers import admin, fallback, start, topup
+from backend.bot.middlewares import UserMiddleware
+from backend.payments.poller import run_poller
+from backend.payments.providers.base import PaymentProvider
+
+
+def build_bot(*, token: str, api_server: str) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_server))
+    return Bot(
+        token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def build_dispatcher(
+    *, provider: PaymentProvider, config: BotConfig, storage: BaseStorage | None = None
+) -> Dispatcher:
+    dp = Dispatcher(storage=storage or MemoryStorage(), provider=provider, config=config)
+    dp.update.outer_middleware(UserMiddleware())
+    # Order matters: /admin and /start win over the amount prompt; fallbacks go last.
+    dp.include_routers(
+        admin.build_router(),
+        start.build_router(),
+        topup.build_router(),
+        fallback.build_router(),
+    )
+    dp.errors.register(on_error)
+    return dp
+
+
+async def on_error(event: ErrorEvent, bot: Bot, config: BotConfig) -> bool:
+    """An unexpected failure in a handler: logged with its traceback, reported to the
+    admins, and the user gets the support message instead of silence."""
+    update = event.update
+    logger.opt(exception=event.exception).error("update {} failed", update.update_id)
+    await notify.report_to_admins(
+        bot, config.admin_ids, f"обновление {update.update_id}", repr(event.exception)
+    )
+    sender = update.message or update.callback_query or update.edited_message
+    if sender is not None and sender.from_user is not None:
+        await notify.send(bot, sender.from_user.id, texts.SUPPORT, reply_markup=keyboards.start())
+    return True
+
+
+async def run_bot(
+    *,
+    bot: Bot,
+    provider: PaymentProvider,
+    config: BotConfig,
+    dispatcher: Dispatcher | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Long-poll Telegram and check open bills until stopped; then close everything."""
+    dp = dispatcher or build_dispatcher(provider=provider, config=config)
+    poller = asyncio.create_task(
+        run_poller(
+            provider=provider, notify=notify.BillNotifier(bot), interval=config.poll_interval
+        ),
+        name="bill-poller",
+    )
+    try:
+        await dp.start_polling(
+            bot,
+            handle_signals=handle_signals,
+            close_bot_session=True,
+            allowed_updates=dp.resolve_used_update_types(),
+        )
+    finally:
+        poller.cancel()
+        with suppress(asyncio.CancelledError):
+            await poller
+        await provider.close()
+        logger.info("bot stopped")

@@ -1,0 +1,42 @@
+from aiogram import Bot, Router
+from aiogram.filters import CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from backend.bot import keyboards, texts
+from backend.bot.callbacks import Cancel
+from backend.users.models import TelegramUser
+
+
+async def send_greeting(bot: Bot, user: TelegramUser, state: FSMContext) -> None:
+    """The start of the dialog; `/start` and «Отмена» both land here."""
+    await state.clear()
+    await bot.send_message(
+        user.telegram_id, texts.greeting(user.first_name), reply_markup=keyboards.start()
+    )
+
+
+async def start(message: Message, bot: Bot, db_user: TelegramUser, state: FSMContext) -> None:
+    await send_greeting(bot, db_user, state)
+
+
+async def cancel(
+    callback: CallbackQuery, bot: Bot, db_user: TelegramUser, state: FSMContext
+) -> None:
+    await callback.answer()
+    await send_greeting(bot, db_user, state)
+
+
+async def anything_else(
+    message: Message, bot: Bot, db_user: TelegramUser, state: FSMContext
+) -> None:
+    """Outside the dialog, any message brings the greeting back."""
+    await send_greeting(bot, db_user, state)
+
+
+def build_router() -> Router:
+    router = Router(name="start")
+    router.message.register(start, CommandStart())
+    router.callback_query.register(cancel, Cancel.filter())
+    router.message.register(anything_else, StateFilter(None))
+    return router

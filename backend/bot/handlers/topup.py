@@ -1,0 +1,122 @@
+from contextlib import suppress
+from decimal import Decimal
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from loguru import logger
+
+from backend.bot import keyboards, notify, texts
+from backend.bot.callbacks import CheckBill, Confirm, TopUp
+from backend.bot.config import BotConfig
+from backend.bot.states import TopUpStates
+from backend.common.db import db_async
+from backend.payments import selectors, services
+from backend.payments.amounts import amount_parse
+from backend.payments.checks import bill_check
+from backend.payments.providers.base import PaymentProvider, ProviderError
+from backend.users.models import TelegramUser
+
+_bill_create = db_async(services.bill_create)
+_bill_mark_created = db_async(services.bill_mark_created)
+_bill_mark_failed = db_async(services.bill_mark_failed)
+_bill_get_for_user = db_async(selectors.bill_get_for_user)
+
+
+async def ask_amount(callback: CallbackQuery, bot: Bot, state: FSMContext) -> None:
+    await callback.answer()
+    await state.set_state(TopUpStates.waiting_amount)
+    await bot.send_message(callback.from_user.id, texts.ASK_AMOUNT, reply_markup=keyboards.cancel())
+
+
+async def got_amount(message: Message, config: BotConfig) -> None:
+    amount = amount_parse(message.text, minimum=config.min_amount, maximum=config.max_amount)
+    if amount is None:
+        await message.answer(
+            texts.bad_amount(config.min_amount, config.max_amount), reply_markup=keyboards.cancel()
+        )
+        return
+    await message.answer(
+        texts.confirm_amount(Decimal(amount)), reply_markup=keyboards.confirm(amount)
+    )
+
+
+async def confirm(
+    callback: CallbackQuery,
+    callback_data: Confirm,
+    bot: Bot,
+    state: FSMContext,
+    db_user: TelegramUser,
+    provider: PaymentProvider,
+    config: BotConfig,
+) -> None:
+    amount = Decimal(callback_data.amount)
+    await callback.answer()
+    if not config.min_amount <= amount <= config.max_amount:
+        return  # a forged button: the amount was checked when the button was made
+    await state.clear()
+    if isinstance(callback.message, Message):  # one bill per confirmation
+        with suppress(TelegramBadRequest):
+            await callback.message.edit_reply_markup(reply_markup=None)
+    chat_id = callback.from_user.id
+    bill = await _bill_create(user=db_user, amount=amount, lifetime=config.bill_lifetime)
+    try:
+        remote = await provider.create_bill(
+            bill_id=bill.pk,
+            amount=bill.amount,
+            currency=bill.currency,
+            expires_at=bill.expires_at,
+            comment=f"Пополнение баланса, пользователь {db_user.telegram_id}",
+        )
+    except Exception as e:
+        logger.exception("bill {} for user {} not created", bill.pk, chat_id)
+        await _bill_mark_failed(bill_id=bill.pk, error=str(e))
+        await notify.report_to_admins(bot, config.admin_ids, f"счёт {bill.pk} не создан", str(e))
+        await bot.send_message(chat_id, texts.SUPPORT, reply_markup=keyboards.start())
+        return
+    bill = await _bill_mark_created(
+        bill_id=bill.pk, pay_url=remote.pay_url, provider_status=remote.status
+    )
+    minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
+    await bot.send_message(
+        chat_id,
+        texts.bill_created(bill.amount, minutes),
+        reply_markup=keyboards.bill(bill.pay_url, bill.pk),
+    )
+
+
+async def check(
+    callback: CallbackQuery, callback_data: CheckBill, bot: Bot, provider: PaymentProvider
+) -> None:
+    chat_id = callback.from_user.id
+    bill = await _bill_get_for_user(bill_id=callback_data.bill_id, telegram_id=chat_id)
+    if bill is None:
+        await callback.answer(texts.BILL_NOT_FOUND)
+        return
+    if not bill.is_open:
+        text, _ = notify.transition_message(services.BillTransition(bill=bill, changed=False))
+        await callback.answer(text)
+        return
+    try:
+        transition = await bill_check(provider=provider, bill=bill)
+    except ProviderError as e:
+        logger.warning("bill {}: check at the provider failed: {}", bill.pk, e)
+        await callback.answer()
+        await bot.send_message(chat_id, texts.CHECK_FAILED)
+        return
+    text, markup = notify.transition_message(transition)
+    if not transition.changed and not transition.bill.is_open:
+        await callback.answer(text)  # the poller got there first and has told the user
+        return
+    await callback.answer()
+    await bot.send_message(chat_id, text, reply_markup=markup)
+
+
+def build_router() -> Router:
+    router = Router(name="topup")
+    router.callback_query.register(ask_amount, TopUp.filter())
+    router.message.register(got_amount, TopUpStates.waiting_amount)
+    router.callback_query.register(confirm, Confirm.filter())
+    router.callback_query.register(check, CheckBill.filter())
+    return router

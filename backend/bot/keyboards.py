@@ -1,0 +1,36 @@
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from backend.bot import texts
+from backend.bot.callbacks import Cancel, CheckBill, Confirm, TopUp
+
+
+def _button(text: str, data) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def start() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.TOP_UP_BUTTON, TopUp())]])
+
+
+def cancel() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.CANCEL_BUTTON, Cancel())]])
+
+
+def confirm(amount: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(texts.CONFIRM_BUTTON, Confirm(amount=amount)),
+                _button(texts.CANCEL_BUTTON, Cancel()),
+            ]
+        ]
+    )
+
+
+def bill(pay_url: str, bill_id: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=texts.PAY_LINK_BUTTON, url=pay_url)],
+            [_button(texts.CHECK_BUTTON, CheckBill(bill_id=bill_id))],
+        ]
+    )

@@ -1,0 +1,89 @@
+"""Sending messages from outside a handler (the poller, reports to admins).
+
+A 429 is waited out and the message sent again; a user who blocked the bot is
+logged and skipped; other failures are retried a few times, then logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardMarkup, Message
+from loguru import logger
+
+from backend.bot import keyboards, texts
+from backend.payments.models import Bill
+from backend.payments.services import BillTransition
+
+ATTEMPTS = 5
+
+
+async def send(
+    bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    delay = 1.0
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await bot.send_message(chat_id, text, reply_markup=reply_markup)
+        except TelegramRetryAfter as e:
+            logger.warning(
+                "Telegram asks to wait {} s before writing to {}", e.retry_after, chat_id
+            )
+            await asyncio.sleep(e.retry_after)
+        except TelegramForbiddenError:
+            logger.warning("user {} has blocked the bot: message not delivered", chat_id)
+            return None
+        except (TelegramServerError, TelegramNetworkError) as e:
+            if attempt == ATTEMPTS:
+                break
+            logger.warning("sending to {} failed ({}), retrying in {} s", chat_id, e, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+    logger.error("message to {} not delivered after {} attempts", chat_id, ATTEMPTS)
+    return None
+
+
+def transition_message(transition: BillTransition) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text (and keyboard) that tells a user what happened to a bill."""
+    bill = transition.bill
+    if transition.credited:
+        return texts.bill_paid(bill.amount, transition.balance), None
+    if transition.unknown_status:
+        return texts.bill_unknown(transition.unknown_status), None
+    match bill.status:
+        case Bill.Status.PAID:
+            return texts.BILL_ALREADY_PAID, None
+        case Bill.Status.REJECTED:
+            return texts.BILL_REJECTED, keyboards.start()
+        case Bill.Status.EXPIRED:
+            return texts.BILL_EXPIRED, keyboards.start()
+        case Bill.Status.FAILED:
+            return texts.BILL_ALREADY_CLOSED, keyboards.start()
+    return texts.BILL_WAITING, None
+
+
+class BillNotifier:
+    """Tells the owner of a bill what the poller found; blocked users hear nothing."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def __call__(self, transition: BillTransition) -> None:
+        user = transition.bill.user
+        if user.is_blocked:
+            return
+        text, markup = transition_message(transition)
+        await send(self._bot, user.telegram_id, text, reply_markup=markup)
+
+
+async def report_to_admins(bot: Bot, admin_ids: Iterable[int], where: str, error: str) -> None:
+    text = texts.support_report(where, error)
+    await asyncio.gather(*(send(bot, admin_id, text) for admin_id in admin_ids))

@@ -1,0 +1,75 @@
+"""Every text the bot sends, in one place. Texts are HTML (the bot's parse mode):
+anything a user wrote goes through `quote` before it lands here."""
+
+from decimal import Decimal
+
+from aiogram.utils.text_decorations import html_decoration
+
+quote = html_decoration.quote
+
+TOP_UP_BUTTON = "Пополнить баланс"
+CANCEL_BUTTON = "Отмена"
+CONFIRM_BUTTON = "Подтвердить"
+PAY_LINK_BUTTON = "Ссылка на оплату счёта"
+CHECK_BUTTON = "Прошёл ли платёж?"
+
+ASK_AMOUNT = "Введите сумму, на которую вы хотите пополнить баланс"
+SUPPORT = "Что-то пошло не так. Отчет отправлен в службу поддержки."
+BILL_REJECTED = "Счёт отклонён, платёж не прошёл."
+BILL_EXPIRED = "Срок оплаты счёта истёк, платёж не прошёл."
+BILL_WAITING = "Платёж пока не прошёл: счёт ожидает оплаты."
+BILL_UNKNOWN = "Статус счёта неизвестен ({status}). Ждём, пока счёт будет оплачен или истечёт."
+BILL_NOT_FOUND = "Счёт не найден."
+BILL_ALREADY_PAID = "Этот счёт уже оплачен."
+BILL_ALREADY_CLOSED = "Этот счёт уже закрыт."
+CHECK_FAILED = "Не удалось проверить платёж. Попробуйте ещё раз через минуту."
+
+
+def money(amount: Decimal) -> str:
+    """1234.50 → «1 234,50 ₽»; whole amounts without kopecks."""
+    whole = amount == amount.to_integral_value()
+    text = f"{amount:,.0f}" if whole else f"{amount:,.2f}"
+    return text.replace(",", " ").replace(".", ",") + " ₽"
+
+
+def greeting(first_name: str) -> str:
+    return (
+        f"Привет, {quote(first_name)}\n"
+        "Я - бот для пополнения баланса.\n"
+        "Нажмите на кнопку, чтобы пополнить баланс"
+    )
+
+
+def bad_amount(minimum: Decimal, maximum: Decimal) -> str:
+    return (
+        "Сумма должна быть целым числом рублей "
+        f"от {money(minimum)} до {money(maximum)}, например: 500.\n"
+        "Отправьте сумму ещё раз или нажмите «Отмена»."
+    )
+
+
+def confirm_amount(amount: Decimal) -> str:
+    return f"Пополнить баланс на {money(amount)}?"
+
+
+def bill_created(amount: Decimal, minutes: int) -> str:
+    return (
+        f"Счёт на {money(amount)} создан. Оплатите его в течение {minutes} мин. "
+        "по ссылке ниже, затем нажмите «Прошёл ли платёж?»."
+    )
+
+
+def bill_paid(amount: Decimal, balance: Decimal) -> str:
+    return f"Платёж прошёл успешно: +{money(amount)}.\nВаш баланс: {money(balance)}"
+
+
+def bill_unknown(status: str) -> str:
+    return BILL_UNKNOWN.format(status=quote(status))
+
+
+def admin_link(url: str) -> str:
+    return f"Админ-панель: {quote(url)}"
+
+
+def support_report(where: str, error: str) -> str:
+    return f"⚠️ Ошибка: {quote(where)}\n{quote(error)}"

@@ -1,0 +1,62 @@
+"""The background check of open bills: one round reads them from the database and
+asks the provider about each, a bounded number at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from backend.common.db import db_async
+from backend.payments import selectors
+from backend.payments.checks import bill_check
+from backend.payments.models import Bill
+from backend.payments.providers.base import PaymentProvider, ProviderError
+from backend.payments.services import BillTransition
+
+Notify = Callable[[BillTransition], Awaitable[None]]
+
+_bills_open = db_async(selectors.bills_open)
+
+
+async def poll_once(*, provider: PaymentProvider, notify: Notify, concurrency: int = 8) -> int:
+    """Check every open bill once; returns how many were checked."""
+    bills = await _bills_open()
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(bill: Bill) -> None:
+        async with limit:
+            try:
+                transition = await bill_check(provider=provider, bill=bill)
+            except ProviderError as e:
+                logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
+                return
+            except Exception:
+                logger.exception("bill {} not checked, will retry next round", bill.pk)
+                return
+        news = transition.unknown_status and transition.unknown_status != bill.provider_status
+        if transition.changed or news:
+            try:
+                await notify(transition)
+            except Exception:
+                logger.exception("could not tell user about bill {}", bill.pk)
+
+    await asyncio.gather(*(one(bill) for bill in bills))
+    return len(bills)
+
+
+async def run_poller(
+    *, provider: PaymentProvider, notify: Notify, interval: float, concurrency: int = 8
+) -> None:
+    """Poll forever, every `interval` seconds; a failed round (say, the database is
+    down) is logged and the next one runs as usual."""
+    logger.info("bill poller started: every {} s", interval)
+    while True:
+        try:
+            checked = await poll_once(provider=provider, notify=notify, concurrency=concurrency)
+            if checked:
+                logger.debug("poll round: {} open bills checked", checked)
+        except Exception:
+            logger.exception("poll round failed; retrying in {} s", interval)
+        await asyncio.sleep(interval)

@@ -1,0 +1,222 @@
+"""The one module that writes bills, the ledger and balances.
+
+Every function here is synchronous and runs in one `transaction.atomic`; async code
+calls them through `sync_to_async`. A bill is credited at most once: the transition out
+of an open status is a conditional UPDATE (only one caller can win it), and the
+ledger's unique constraint refuses a second top-up row for the same bill anyway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from loguru import logger
+
+from backend.payments.models import Bill, LedgerEntry
+from backend.users.models import TelegramUser
+
+CENT = Decimal("0.01")
+PROVIDER_FINAL = {
+    "PAID": Bill.Status.PAID,
+    "REJECTED": Bill.Status.REJECTED,
+    "EXPIRED": Bill.Status.EXPIRED,
+}
+PROVIDER_OPEN = {"WAITING"}
+
+
+class BalanceError(ValueError):
+    """A balance change that is not allowed; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class BillTransition:
+    """What `bill_apply_status` did to a bill."""
+
+    bill: Bill
+    changed: bool  # the status moved in this call
+    credited: bool = False  # this call credited the bill (true for exactly one call)
+    balance: Decimal | None = None  # the balance after the credit
+    unknown_status: str | None = None  # the provider said something we do not know
+    mismatch: bool = False  # PAID, but not the amount or currency we billed
+
+
+def _money(amount: Decimal) -> Decimal:
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise BalanceError("сумма должна быть конечным Decimal")
+    if amount != amount.quantize(CENT):
+        raise BalanceError("сумма не может содержать больше двух знаков после запятой")
+    return amount.quantize(CENT)
+
+
+def _balance_change(
+    *,
+    user_id: int,
+    amount: Decimal,
+    kind: str,
+    bill: Bill | None = None,
+    admin: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> LedgerEntry:
+    """Move a balance by `amount` and write its ledger row. Runs inside the caller's atomic."""
+    rows = TelegramUser.objects.filter(pk=user_id)
+    if amount < 0:
+        rows = rows.filter(balance__gte=-amount)
+    if rows.update(balance=F("balance") + amount) != 1:
+        if not TelegramUser.objects.filter(pk=user_id).exists():
+            raise TelegramUser.DoesNotExist(f"no user with id {user_id}")
+        raise BalanceError("баланс не может стать отрицательным")
+    balance_after = TelegramUser.objects.values_list("balance", flat=True).get(pk=user_id)
+    return LedgerEntry.objects.create(
+        user_id=user_id,
+        amount=amount,
+        balance_after=balance_after,
+        kind=kind,
+        bill=bill,
+        admin=admin,
+        reason=reason,
+    )
+
+
+def bill_create(
+    *, user: TelegramUser, amount: Decimal, lifetime: timedelta, currency: str = "RUB"
+) -> Bill:
+    """Write a NEW bill before the provider hears of it."""
+    amount = _money(amount)
+    if amount <= 0:
+        raise BalanceError("сумма счёта должна быть больше нуля")
+    now = timezone.now()
+    return Bill.objects.create(
+        id=uuid.uuid4().hex,
+        user=user,
+        amount=amount,
+        currency=currency,
+        created_at=now,
+        status_changed_at=now,
+        expires_at=now + lifetime,
+    )
+
+
+def bill_mark_created(*, bill_id: str, pay_url: str, provider_status: str) -> Bill:
+    """The provider accepted the bill: store its pay link; NEW becomes WAITING."""
+    Bill.objects.filter(pk=bill_id, status=Bill.Status.NEW).update(
+        status=Bill.Status.WAITING,
+        pay_url=pay_url,
+        provider_status=provider_status,
+        status_changed_at=timezone.now(),
+    )
+    return Bill.objects.get(pk=bill_id)
+
+
+def bill_mark_failed(*, bill_id: str, error: str) -> None:
+    """Creating the bill at the provider failed; it can never be paid."""
+    Bill.objects.filter(pk=bill_id, status=Bill.Status.NEW).update(
+        status=Bill.Status.FAILED, error=error[:2000], status_changed_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def bill_apply_status(
+    *,
+    bill_id: str,
+    status: str,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+    pay_url: str = "",
+    expired_locally: bool = False,
+) -> BillTransition:
+    """Apply a status the provider reported; credit the balance on PAID.
+
+    `expired_locally` is set when we rejected a bill past its lifetime: a REJECTED
+    answer then means the bill expired, and it is stored as EXPIRED.
+    """
+    bill = Bill.objects.select_related("user").get(pk=bill_id)
+    if not bill.is_open:
+        return BillTransition(bill=bill, changed=False)
+
+    if status in PROVIDER_OPEN:
+        if bill.status == Bill.Status.NEW:
+            return _bill_move(bill, Bill.Status.WAITING, status, pay_url=pay_url)
+        if bill.provider_status != status:
+            Bill.objects.filter(pk=bill.pk).update(provider_status=status)
+            bill.provider_status = status
+        return BillTransition(bill=bill, changed=False)
+
+    if status not in PROVIDER_FINAL:
+        Bill.objects.filter(pk=bill.pk).update(provider_status=status[:32])
+        bill.provider_status = status[:32]
+        return BillTransition(bill=bill, changed=False, unknown_status=status)
+
+    new_status = PROVIDER_FINAL[status]
+    if new_status == Bill.Status.PAID and (amount != bill.amount or currency != bill.currency):
+        logger.error(
+            "bill {} reported PAID with {} {}, but was issued for {} {}: not credited",
+            bill.pk, amount, currency, bill.amount, bill.currency,
+        )  # fmt: skip
+        Bill.objects.filter(pk=bill.pk).update(error=f"PAID with {amount} {currency}")
+        return BillTransition(bill=bill, changed=False, mismatch=True)
+    if new_status == Bill.Status.REJECTED and expired_locally:
+        new_status = Bill.Status.EXPIRED
+    return _bill_move(bill, new_status, status)
+
+
+def _bill_move(
+    bill: Bill, new_status: str, provider_status: str, pay_url: str = ""
+) -> BillTransition:
+    now = timezone.now()
+    fields = {"status": new_status, "provider_status": provider_status, "status_changed_at": now}
+    if pay_url and not bill.pay_url:
+        fields["pay_url"] = pay_url
+    if new_status == Bill.Status.PAID:
+        fields["credited_at"] = now
+    # Only one caller can move a bill out of its open status: the others update 0 rows.
+    won = Bill.objects.filter(pk=bill.pk, status__in=Bill.OPEN_STATUSES).update(**fields)
+    if not won:
+        bill.refresh_from_db()
+        return BillTransition(bill=bill, changed=False)
+    balance = None
+    if new_status == Bill.Status.PAID:
+        entry = _balance_change(
+            user_id=bill.user_id, amount=bill.amount, kind=LedgerEntry.Kind.TOPUP, bill=bill
+        )
+        balance = entry.balance_after
+        logger.info(
+            "bill {} paid: +{} to user {}, balance {}", bill.pk, bill.amount, bill.user_id, balance
+        )
+    for name, value in fields.items():
+        setattr(bill, name, value)
+    return BillTransition(bill=bill, changed=True, credited=balance is not None, balance=balance)
+
+
+@transaction.atomic
+def balance_adjust(
+    *,
+    user: TelegramUser,
+    amount: Decimal,
+    reason: str,
+    admin: AbstractBaseUser | None = None,
+) -> LedgerEntry:
+    """An admin's correction of a balance: a signed amount and a reason, never below zero."""
+    amount = _money(amount)
+    if amount == 0:
+        raise BalanceError("сумма корректировки не может быть нулевой")
+    if not reason.strip():
+        raise BalanceError("укажите причину корректировки")
+    entry = _balance_change(
+        user_id=user.pk,
+        amount=amount,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        admin=admin,
+        reason=reason.strip(),
+    )
+    logger.info(
+        "balance of user {} adjusted by {} ({}): {} by {}",
+        user.telegram_id, amount, reason.strip(), entry.balance_after, admin or "system",
+    )  # fmt: skip
+    return entry

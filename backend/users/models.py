@@ -1,0 +1,37 @@
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+
+class TelegramUser(models.Model):
+    """A person who wrote to the bot.
+
+    `balance` is a cache of the sum of the user's ledger rows; only
+    `backend.payments.services` writes it.
+    """
+
+    telegram_id = models.BigIntegerField("Telegram ID", unique=True)
+    username = models.CharField("username", max_length=64, blank=True, default="")
+    first_name = models.CharField("имя", max_length=256, blank=True, default="")
+    last_name = models.CharField("фамилия", max_length=256, blank=True, default="")
+    language_code = models.CharField("язык", max_length=16, blank=True, default="")
+    balance = models.DecimalField(
+        "баланс", max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
+    )
+    is_blocked = models.BooleanField("заблокирован", default=False)
+    created_at = models.DateTimeField("создан", default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField("последняя активность", default=timezone.now)
+
+    class Meta:
+        verbose_name = "пользователь Telegram"
+        verbose_name_plural = "пользователи Telegram"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(balance__gte=0), name="telegram_user_balance_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        name = f"@{self.username}" if self.username else self.first_name
+        return f"{name} ({self.telegram_id})"

@@ -1,0 +1,44 @@
+"""Writes to Telegram users. The balance is not written here: see payments.services."""
+
+from django.utils import timezone
+
+from backend.users.models import TelegramUser
+
+
+def user_upsert(
+    *,
+    telegram_id: int,
+    username: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    language_code: str | None,
+) -> TelegramUser:
+    """Create the user on first contact, refresh names and last-seen time afterwards."""
+    user, _ = TelegramUser.objects.update_or_create(
+        telegram_id=telegram_id,
+        defaults={
+            "username": username or "",
+            "first_name": first_name or "",
+            "last_name": last_name or "",
+            "language_code": language_code or "",
+            "last_seen_at": timezone.now(),
+        },
+    )
+    return user
+
+
+def _user_set_blocked(*, telegram_id: int, blocked: bool) -> TelegramUser:
+    user = TelegramUser.objects.get(telegram_id=telegram_id)
+    if user.is_blocked != blocked:
+        TelegramUser.objects.filter(pk=user.pk).update(is_blocked=blocked)
+        user.is_blocked = blocked
+    return user
+
+
+def user_block(*, telegram_id: int) -> TelegramUser:
+    """The bot stops reacting to the user from the next update on."""
+    return _user_set_blocked(telegram_id=telegram_id, blocked=True)
+
+
+def user_unblock(*, telegram_id: int) -> TelegramUser:
+    return _user_set_blocked(telegram_id=telegram_id, blocked=False)

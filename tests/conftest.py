@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from backend.bot.config import BotConfig
+from backend.bot.dispatcher import build_bot, build_dispatcher, run_bot
+from backend.payments.providers.qiwi import QiwiProvider
+from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
+
+# Shaped like the real thing, so the log redaction is tested against real shapes.
+TOKEN = "7012345678:AAHfakeTokenForTests_0123456789abcdef"
+QIWI_KEY = make_secret_key()
+ADMIN_ID = 900001
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(token=TOKEN) as fake:
+        yield fake
+    assert not fake.unexpected, f"the bot called methods the fake does not know: {fake.unexpected}"
+
+
+@pytest.fixture
+async def qiwi() -> AsyncIterator[FakeQiwi]:
+    async with FakeQiwi(secret_key=QIWI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def config() -> BotConfig:
+    return BotConfig(
+        admin_ids=frozenset({ADMIN_ID}),
+        admin_site_url="https://admin.example.com/admin/",
+        min_amount=Decimal(1),
+        max_amount=Decimal(100000),
+        bill_lifetime=timedelta(minutes=5),
+        poll_interval=0.2,
+    )
+
+
+class BotProcess:
+    """The bot as `runbot` runs it (real aiogram, real pyqiwip2p), in this event loop."""
+
+    def __init__(self, tg: FakeTelegram, qiwi: FakeQiwi, config: BotConfig) -> None:
+        self.tg, self.qiwi, self.config = tg, qiwi, config
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        provider = QiwiProvider(secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=2)
+        self.dp = build_dispatcher(provider=provider, config=self.config)
+        bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
+        self._task = asyncio.create_task(
+            run_bot(
+                bot=bot,
+                provider=provider,
+                config=self.config,
+                dispatcher=self.dp,
+                handle_signals=False,
+            )
+        )
+        await self.tg.wait_call("getUpdates")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        if not self._task.done():
+            await self.dp.stop_polling()
+        await asyncio.wait_for(self._task, timeout=10)
+        self._task = None
+
+
+@pytest.fixture
+async def bot(transactional_db, tg, qiwi, config) -> AsyncIterator[BotProcess]:
+    process = BotProcess(tg, qiwi, config)
+    await process.start()
+    yield process
+    await process.stop()
+    # The ORM thread of sync_to_async keeps its connection; close it so the test
+    # database can be flushed and dropped.
+    await sync_to_async(connections.close_all)()
+
+
+def buttons(call) -> list[dict]:
+    """The inline buttons of a sent message, row after row."""
+    markup = call.params.get("reply_markup") or {}
+    return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
+def button(call, text: str) -> dict:
+    for b in buttons(call):
+        if b["text"] == text:
+            return b
+    raise AssertionError(f"no button {text!r} in {buttons(call)}")
