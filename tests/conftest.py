@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -9,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from backend import logging as backend_logging
 from backend.bot.config import BotConfig
 from backend.bot.dispatcher import build_bot, build_dispatcher, run_bot
 from backend.payments.providers.qiwi import QiwiProvider
@@ -18,6 +20,14 @@ from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
 TOKEN = "7012345678:AAHfakeTokenForTests_0123456789abcdef"
 QIWI_KEY = make_secret_key()
 ADMIN_ID = 900001
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_dir(tmp_path_factory):
+    """Logs of the test run go to a folder of their own, with the test secrets redacted."""
+    path = tmp_path_factory.mktemp("logs")
+    backend_logging.setup({"level": "DEBUG", "dir": path, "secrets": [TOKEN, QIWI_KEY]})
+    return path
 
 
 @pytest.fixture
@@ -41,7 +51,9 @@ def config() -> BotConfig:
         min_amount=Decimal(1),
         max_amount=Decimal(100000),
         bill_lifetime=timedelta(minutes=5),
-        poll_interval=0.2,
+        # The poller runs once at start, then waits: the check button is tested alone.
+        # Poller tests start the bot with a short interval (`make_bot`).
+        poll_interval=3600,
     )
 
 
@@ -77,24 +89,24 @@ class BotProcess:
 
 
 @pytest.fixture
-async def bot(transactional_db, tg, qiwi, config) -> AsyncIterator[BotProcess]:
-    process = BotProcess(tg, qiwi, config)
-    await process.start()
-    yield process
-    await process.stop()
+async def make_bot(transactional_db, tg, qiwi, config):
+    """Starts the bot with some settings changed: `await make_bot(poll_interval=0.2)`."""
+    started: list[BotProcess] = []
+
+    async def make(**changes) -> BotProcess:
+        process = BotProcess(tg, qiwi, dataclasses.replace(config, **changes))
+        await process.start()
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        await process.stop()
     # The ORM thread of sync_to_async keeps its connection; close it so the test
     # database can be flushed and dropped.
     await sync_to_async(connections.close_all)()
 
 
-def buttons(call) -> list[dict]:
-    """The inline buttons of a sent message, row after row."""
-    markup = call.params.get("reply_markup") or {}
-    return [button for row in markup.get("inline_keyboard", []) for button in row]
-
-
-def button(call, text: str) -> dict:
-    for b in buttons(call):
-        if b["text"] == text:
-            return b
-    raise AssertionError(f"no button {text!r} in {buttons(call)}")
+@pytest.fixture
+async def bot(make_bot) -> BotProcess:
+    return await make_bot()

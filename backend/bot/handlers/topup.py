@@ -72,8 +72,8 @@ async def confirm(
     except Exception as e:
         logger.exception("bill {} for user {} not created", bill.pk, chat_id)
         await _bill_mark_failed(bill_id=bill.pk, error=str(e))
-        await notify.report_to_admins(bot, config.admin_ids, f"счёт {bill.pk} не создан", str(e))
         await bot.send_message(chat_id, texts.SUPPORT, reply_markup=keyboards.start())
+        await notify.report_to_admins(bot, config.admin_ids, f"счёт {bill.pk} не создан", str(e))
         return
     bill = await _bill_mark_created(
         bill_id=bill.pk, pay_url=remote.pay_url, provider_status=remote.status

@@ -1,5 +1,4 @@
 import csv
-import sys
 from contextlib import nullcontext
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,7 +17,7 @@ class Command(BaseCommand):
             target = open(output, "w", newline="", encoding="utf-8") if output else None  # noqa: SIM115
         except OSError as e:
             raise CommandError(f"cannot write {output}: {e.strerror}") from None
-        with target or nullcontext(sys.stdout) as stream:
+        with target or nullcontext(self.stdout) as stream:
             writer = csv.writer(stream)
             writer.writerow(EXPORT_FIELDS)
             count = 0

@@ -1,0 +1,116 @@
+"""The background check of open bills, and bills that outlive a restart of the bot."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+
+from backend.bot import texts
+from backend.payments.models import Bill
+from tests.helpers import (
+    button,
+    db_bills,
+    db_ledger,
+    db_user,
+    eventually,
+    open_bill,
+    qiwi_answer,
+)
+
+FAST = {"poll_interval": 0.2}
+
+
+async def test_poller_credits_a_paid_bill_and_tells_the_user_once(make_bot, tg, qiwi):
+    await make_bot(**FAST)
+    user = tg.user(2001)
+    await open_bill(tg, user, "250")
+    [bill] = await db_bills(2001)
+    qiwi.set_status(bill.pk, "PAID")
+    note = await tg.wait_call("sendMessage")
+    assert note.params["chat_id"] == 2001
+    assert "Платёж прошёл успешно" in note.params["text"]
+    assert "Ваш баланс: 250 ₽" in note.params["text"]
+    # Later rounds find the bill closed: no second credit, no second message.
+    await qiwi.wait_request("GET", bill.pk)
+    await tg.assert_no_call("sendMessage", within=1.0)
+    assert (await db_user(2001)).balance == Decimal("250.00")
+    assert len(await db_ledger(2001)) == 1
+
+
+async def test_expired_bill_is_rejected_at_qiwi_and_the_user_told(make_bot, tg, qiwi):
+    await make_bot(bill_lifetime=timedelta(seconds=1), **FAST)
+    user = tg.user(2002)
+    await open_bill(tg, user, "100")
+    [bill] = await db_bills(2002)
+    note = await tg.wait_call("sendMessage", timeout=5)
+    assert note.params["text"] == texts.BILL_EXPIRED
+    assert button(note, texts.TOP_UP_BUTTON)
+    await qiwi.wait_request("POST", bill.pk)
+    assert qiwi.bills[bill.pk]["status"]["value"] == "REJECTED"
+    assert (await db_bills(2002))[0].status == Bill.Status.EXPIRED
+
+
+async def test_bill_paid_just_before_the_reject_is_credited(make_bot, tg, qiwi):
+    """QIWI still said WAITING, but the bill got paid before our reject reached it."""
+    process = await make_bot(bill_lifetime=timedelta(0))  # expired as soon as it is made
+    user = tg.user(2003)
+    await open_bill(tg, user, "700")
+    [bill] = await db_bills(2003)
+    await process.stop()
+    qiwi.fail_next("GET", status=200, json_body=qiwi_answer(qiwi, bill.pk, "WAITING"))
+    qiwi.set_status(bill.pk, "PAID")
+    await make_bot(**FAST)
+    note = await tg.wait_call("sendMessage")
+    assert "Платёж прошёл успешно" in note.params["text"]
+    await qiwi.wait_request("POST", bill.pk)
+    assert (await db_bills(2003))[0].status == Bill.Status.PAID
+    assert (await db_user(2003)).balance == Decimal("700.00")
+
+
+async def test_bill_paid_while_the_bot_was_stopped_is_credited_after_restart(make_bot, tg, qiwi):
+    process = await make_bot()
+    user = tg.user(2004)
+    await open_bill(tg, user, "1 500")
+    [bill] = await db_bills(2004)
+    await process.stop()
+    qiwi.set_status(bill.pk, "PAID")
+    await make_bot(**FAST)
+    note = await tg.wait_call("sendMessage")
+    assert "Ваш баланс: 1 500 ₽" in note.params["text"]
+    assert (await db_user(2004)).balance == Decimal("1500.00")
+
+
+async def test_blocked_users_paid_bill_is_credited_silently(make_bot, tg, qiwi):
+    from backend.users.services import user_block
+
+    await make_bot(**FAST)
+    user = tg.user(2005)
+    await open_bill(tg, user, "400")
+    [bill] = await db_bills(2005)
+    await sync_to_async(user_block)(telegram_id=2005)
+    qiwi.set_status(bill.pk, "PAID")
+
+    async def credited():
+        return (await db_bills(2005))[0].status == Bill.Status.PAID
+
+    await eventually(credited)
+    await tg.assert_no_call("sendMessage", within=0.5)
+    assert (await db_user(2005)).balance == Decimal("400.00")
+    assert (await db_bills(2005))[0].status == Bill.Status.PAID
+
+
+async def test_a_failing_bill_does_not_hold_up_the_others(make_bot, tg, qiwi):
+    process = await make_bot()
+    first, second = tg.user(2006), tg.user(2007)
+    await open_bill(tg, first, "10")
+    await open_bill(tg, second, "20")
+    [bill1], [bill2] = await db_bills(2006), await db_bills(2007)
+    await process.stop()
+    qiwi.set_status(bill1.pk, "PAID")
+    qiwi.set_status(bill2.pk, "PAID")
+    qiwi.fail_next("GET", status=502, body="<html>Bad Gateway</html>")
+    await make_bot(**FAST)
+    notes = [await tg.wait_call("sendMessage"), await tg.wait_call("sendMessage")]
+    assert {n.params["chat_id"] for n in notes} == {2006, 2007}
+    assert (await db_user(2006)).balance == Decimal("10.00")
+    assert (await db_user(2007)).balance == Decimal("20.00")
