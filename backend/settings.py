@@ -82,7 +82,8 @@ def database_config() -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-        db["TEST"] = {"NAME": BASE_DIR / ".test-db.sqlite3"}
+        # A file (threads of the bot share it), one per test run.
+        db["TEST"] = {"NAME": BASE_DIR / f".test-db-{os.getpid()}.sqlite3"}
     # A long-running bot has no request cycle: reuse a connection for a while, but
     # check it before use, so a restarted database server does not break the bot.
     db["CONN_MAX_AGE"] = 60

@@ -219,3 +219,12 @@ async def test_blocked_user_gets_no_reaction_at_all(bot, tg):
     assert await sync_to_async(LedgerEntry.objects.count)() == 0
     assert (await db_user(1017)).is_blocked
     assert await sync_to_async(TelegramUser.objects.filter(telegram_id=1017).count)() == 1
+
+
+async def test_an_unexpected_failure_in_a_handler_is_reported_not_swallowed(bot, tg):
+    tg.fail_next("sendMessage", status=400, description="Bad Request: chat not found")
+    tg.send_text(tg.user(1018), "/start")
+    support = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 1018)
+    assert support.params["text"] == texts.SUPPORT
+    report = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == ADMIN_ID)
+    assert "chat not found" in report.params["text"]

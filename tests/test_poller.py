@@ -20,6 +20,18 @@ from tests.helpers import (
 FAST = {"poll_interval": 0.2}
 
 
+async def paid_while_stopped(make_bot, tg, qiwi, amounts: dict[int, str]) -> list[Bill]:
+    """Each user opens a bill, the bot stops, QIWI marks the bills PAID; the bills."""
+    process = await make_bot()
+    for user_id, amount in amounts.items():
+        await open_bill(tg, tg.user(user_id), amount)
+    bills = [(await db_bills(user_id))[0] for user_id in amounts]
+    await process.stop()
+    for bill in bills:
+        qiwi.set_status(bill.pk, "PAID")
+    return bills
+
+
 async def test_poller_credits_a_paid_bill_and_tells_the_user_once(make_bot, tg, qiwi):
     await make_bot(**FAST)
     user = tg.user(2001)
@@ -68,12 +80,7 @@ async def test_bill_paid_just_before_the_reject_is_credited(make_bot, tg, qiwi):
 
 
 async def test_bill_paid_while_the_bot_was_stopped_is_credited_after_restart(make_bot, tg, qiwi):
-    process = await make_bot()
-    user = tg.user(2004)
-    await open_bill(tg, user, "1 500")
-    [bill] = await db_bills(2004)
-    await process.stop()
-    qiwi.set_status(bill.pk, "PAID")
+    await paid_while_stopped(make_bot, tg, qiwi, {2004: "1 500"})
     await make_bot(**FAST)
     note = await tg.wait_call("sendMessage")
     assert "Ваш баланс: 1 500 ₽" in note.params["text"]
@@ -100,17 +107,35 @@ async def test_blocked_users_paid_bill_is_credited_silently(make_bot, tg, qiwi):
 
 
 async def test_a_failing_bill_does_not_hold_up_the_others(make_bot, tg, qiwi):
-    process = await make_bot()
-    first, second = tg.user(2006), tg.user(2007)
-    await open_bill(tg, first, "10")
-    await open_bill(tg, second, "20")
-    [bill1], [bill2] = await db_bills(2006), await db_bills(2007)
-    await process.stop()
-    qiwi.set_status(bill1.pk, "PAID")
-    qiwi.set_status(bill2.pk, "PAID")
+    await paid_while_stopped(make_bot, tg, qiwi, {2006: "10", 2007: "20"})
     qiwi.fail_next("GET", status=502, body="<html>Bad Gateway</html>")
     await make_bot(**FAST)
     notes = [await tg.wait_call("sendMessage"), await tg.wait_call("sendMessage")]
     assert {n.params["chat_id"] for n in notes} == {2006, 2007}
     assert (await db_user(2006)).balance == Decimal("10.00")
     assert (await db_user(2007)).balance == Decimal("20.00")
+
+
+async def test_a_429_delays_the_payment_message_but_does_not_drop_it(make_bot, tg, qiwi):
+    await paid_while_stopped(make_bot, tg, qiwi, {2008: "30"})
+    tg.fail_next("sendMessage", status=429, retry_after=1)
+    await make_bot(**FAST)
+    note = await tg.wait_call("sendMessage", timeout=6)
+    assert "Платёж прошёл успешно" in note.params["text"]
+    assert [c.failed for c in tg.calls if c.method == "sendMessage"][-2:] == [True, False]
+
+
+async def test_a_user_who_blocked_the_bot_is_still_credited(make_bot, tg, qiwi):
+    await paid_while_stopped(make_bot, tg, qiwi, {2009: "40", 2010: "50"})
+    tg.fail_next("sendMessage", status=403, description="Forbidden: bot was blocked by the user")
+    await make_bot(**FAST)
+    note = await tg.wait_call("sendMessage")  # the other user's message still goes out
+    assert note.params["chat_id"] in (2009, 2010)
+
+    async def both_credited():
+        return [(await db_user(i)).balance for i in (2009, 2010)] == [
+            Decimal("40.00"),
+            Decimal("50.00"),
+        ]
+
+    await eventually(both_credited)

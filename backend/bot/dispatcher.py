@@ -51,12 +51,12 @@ async def on_error(event: ErrorEvent, bot: Bot, config: BotConfig) -> bool:
     admins, and the user gets the support message instead of silence."""
     update = event.update
     logger.opt(exception=event.exception).error("update {} failed", update.update_id)
-    await notify.report_to_admins(
-        bot, config.admin_ids, f"обновление {update.update_id}", repr(event.exception)
-    )
     sender = update.message or update.callback_query or update.edited_message
     if sender is not None and sender.from_user is not None:
         await notify.send(bot, sender.from_user.id, texts.SUPPORT, reply_markup=keyboards.start())
+    await notify.report_to_admins(
+        bot, config.admin_ids, f"обновление {update.update_id}", repr(event.exception)
+    )
     return True
 
 

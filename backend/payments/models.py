@@ -54,8 +54,21 @@ class Bill(models.Model):
         return self.status in self.OPEN_STATUSES
 
 
+class LedgerQuerySet(models.QuerySet):
+    """Bulk updates and deletes are refused too; the database refuses them as well
+    (triggers in migration 0002)."""
+
+    def update(self, **kwargs):
+        raise ValueError("ledger entries are append-only")
+
+    def delete(self):
+        raise ValueError("ledger entries are append-only")
+
+
 class LedgerEntry(models.Model):
     """One change of a balance. Rows are only ever added: never changed, never deleted."""
+
+    objects = LedgerQuerySet.as_manager()
 
     class Kind(models.TextChoices):
         TOPUP = "topup", "пополнение"

@@ -1,33 +1,27 @@
 import asyncio
 
-from aiogram.utils.token import TokenValidationError
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-
-from backend.bot.config import BotConfig
-from backend.bot.dispatcher import build_bot, run_bot
-from backend.payments.providers.base import ProviderAuthError
-from backend.payments.providers.qiwi import QiwiProvider
 
 
 class Command(BaseCommand):
     help = "Runs the Telegram bot (long polling) together with the bill poller."
 
     def handle(self, *args, **options) -> None:
+        # The settings are checked before aiogram is imported: that import takes seconds.
         for name in ("TELEGRAM_API_TOKEN", "QIWI_SECRET_KEY"):
             if not getattr(settings, name):
                 raise CommandError(f"{name} is not set: put it into .env or the environment")
         asyncio.run(self._run())
 
     async def _run(self) -> None:
-        try:
-            bot = build_bot(
-                token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER
-            )
-        except TokenValidationError:
-            raise CommandError(
-                "TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)"
-            ) from None
+        from aiogram.utils.token import TokenValidationError
+
+        from backend.bot.config import BotConfig
+        from backend.bot.dispatcher import build_bot, run_bot
+        from backend.payments.providers.base import ProviderAuthError
+        from backend.payments.providers.qiwi import QiwiProvider
+
         try:
             provider = QiwiProvider(
                 secret_key=settings.QIWI_SECRET_KEY,
@@ -35,6 +29,14 @@ class Command(BaseCommand):
                 timeout=settings.QIWI_TIMEOUT_SECONDS,
             )
         except ProviderAuthError as e:
-            await bot.session.close()
             raise CommandError(str(e)) from None
+        try:
+            bot = build_bot(
+                token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER
+            )
+        except TokenValidationError:
+            await provider.close()
+            raise CommandError(
+                "TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)"
+            ) from None
         await run_bot(bot=bot, provider=provider, config=BotConfig.from_settings())
