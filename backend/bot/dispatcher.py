@@ -8,6 +8,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import AiogramError, TelegramRetryAfter, TelegramUnauthorizedError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import ErrorEvent
@@ -60,6 +61,36 @@ async def on_error(event: ErrorEvent, bot: Bot, config: BotConfig) -> bool:
     return True
 
 
+class TokenRefused(Exception):
+    """Telegram does not know the token: no retry will help."""
+
+
+async def wait_for_telegram(bot: Bot, max_delay: float = 30.0) -> None:
+    """Ask Telegram who we are until it answers; polling needs that answer to start.
+
+    An unreachable or failing Bot API is retried with a growing pause, so a bot that
+    starts during a network outage starts working when the network is back.
+    """
+    delay = 1.0
+    while True:
+        try:
+            me = await bot.me()
+        except TelegramUnauthorizedError:
+            raise TokenRefused(
+                "Telegram refused TELEGRAM_API_TOKEN: check it with @BotFather"
+            ) from None
+        except TelegramRetryAfter as e:
+            await asyncio.sleep(e.retry_after)
+            continue
+        except AiogramError as e:  # unreachable, 5xx, a broken answer
+            logger.warning("Telegram Bot API unavailable ({}); retrying in {:.0f} s", e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+            continue
+        logger.info("connected to Telegram as @{}", me.username)
+        return
+
+
 async def run_bot(
     *,
     bot: Bot,
@@ -70,6 +101,12 @@ async def run_bot(
 ) -> None:
     """Long-poll Telegram and check open bills until stopped; then close everything."""
     dp = dispatcher or build_dispatcher(provider=provider, config=config)
+    try:
+        await wait_for_telegram(bot)
+    except BaseException:
+        await bot.session.close()
+        await provider.close()
+        raise
     poller = asyncio.create_task(
         run_poller(
             provider=provider, notify=notify.BillNotifier(bot), interval=config.poll_interval

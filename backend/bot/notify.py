@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -41,7 +42,7 @@ async def send(
         except TelegramForbiddenError:
             logger.warning("user {} has blocked the bot: message not delivered", chat_id)
             return None
-        except (TelegramServerError, TelegramNetworkError) as e:
+        except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
             if attempt == ATTEMPTS:
                 break
             logger.warning("sending to {} failed ({}), retrying in {} s", chat_id, e, delay)

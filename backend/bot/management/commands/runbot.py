@@ -12,13 +12,16 @@ class Command(BaseCommand):
         for name in ("TELEGRAM_API_TOKEN", "QIWI_SECRET_KEY"):
             if not getattr(settings, name):
                 raise CommandError(f"{name} is not set: put it into .env or the environment")
-        asyncio.run(self._run())
+        try:
+            asyncio.run(self._run())
+        except KeyboardInterrupt:  # Ctrl-C before polling took over the signals
+            self.stderr.write("stopped")
 
     async def _run(self) -> None:
         from aiogram.utils.token import TokenValidationError
 
         from backend.bot.config import BotConfig
-        from backend.bot.dispatcher import build_bot, run_bot
+        from backend.bot.dispatcher import TokenRefused, build_bot, run_bot
         from backend.payments.providers.base import ProviderAuthError
         from backend.payments.providers.qiwi import QiwiProvider
 
@@ -39,4 +42,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)"
             ) from None
-        await run_bot(bot=bot, provider=provider, config=BotConfig.from_settings())
+        try:
+            await run_bot(bot=bot, provider=provider, config=BotConfig.from_settings())
+        except TokenRefused as e:
+            raise CommandError(str(e)) from None

@@ -1,0 +1,67 @@
+"""`python runbot.py` as a real process: settings from the environment, the whole top-up
+against the fake servers, a clean stop on SIGTERM, and no secret in any file it wrote."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.conftest import QIWI_KEY, TOKEN
+from tests.helpers import button, open_bill
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run(*args: str, env: dict) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await proc.wait() == 0
+
+
+async def test_runbot_tops_up_and_stops_cleanly_on_sigterm(tg, qiwi, tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.sqlite3",
+        "TELEGRAM_API_TOKEN": TOKEN,
+        "TELEGRAM_API_SERVER": tg.base_url,
+        "QIWI_SECRET_KEY": QIWI_KEY,
+        "QIWI_API_URL": qiwi.base_url,
+        "BILL_POLL_INTERVAL_SECONDS": "1",
+        "LOG_DIR": str(tmp_path / "logs"),
+        "LOG_LEVEL": "DEBUG",
+    }
+    await run("manage.py", "migrate", "--noinput", env=env)
+    console = tmp_path / "console.txt"  # a file, not a pipe nobody reads while it runs
+    with console.open("wb") as stderr_file:
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "runbot.py"), cwd=tmp_path, env=env, stderr=stderr_file
+        )
+    try:
+        await tg.wait_call("getUpdates", timeout=60)  # importing aiogram takes seconds
+        user = tg.user(5001)
+        bill_message = await open_bill(tg, user, "100")
+        bill_id = button(bill_message, "Прошёл ли платёж?")["callback_data"].split(":", 1)[1]
+        qiwi.set_status(bill_id, "PAID")
+        note = await tg.wait_call("sendMessage", timeout=10)
+        assert "Ваш баланс: 100 ₽" in note.params["text"]
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bot.wait(), timeout=15)
+    assert bot.returncode == 0
+    assert "bot stopped" in console.read_text()
+
+    export = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", "export_users", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await export.communicate()
+    assert ",100.00," in out.decode().splitlines()[1]
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert (tmp_path / "logs" / "bot.log") in written
+    assert not [p for p in written if p.name.startswith("QiwiCrash")]
+    for path in [*written, *ROOT.glob("QiwiCrash*")]:
+        data = path.read_bytes()
+        assert TOKEN.encode() not in data and QIWI_KEY.encode() not in data, path
