@@ -4,6 +4,7 @@ A `.env` file in the project root is loaded first; variables already set in the
 real environment win over it. `.env.example` lists every variable.
 """
 
+import os
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -13,8 +14,6 @@ from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
-
-import os  # noqa: E402  (read after .env is loaded)
 
 
 def env(name: str, default: str = "") -> str:

@@ -139,3 +139,49 @@ async def test_a_user_who_blocked_the_bot_is_still_credited(make_bot, tg, qiwi):
         ]
 
     await eventually(both_credited)
+
+
+@sync_to_async
+def stale_new_bill(telegram_id: int, amount: str) -> Bill:
+    """A bill whose creation call never finished (the bot died during it)."""
+    from backend.payments.services import bill_create
+    from backend.users.services import user_upsert
+
+    user = user_upsert(
+        telegram_id=telegram_id, username="", first_name="A", last_name="", language_code=""
+    )
+    bill = bill_create(user=user, amount=Decimal(amount), lifetime=timedelta(minutes=5))
+    Bill.objects.filter(pk=bill.pk).update(created_at=bill.created_at - timedelta(minutes=3))
+    return bill
+
+
+async def test_a_bill_left_new_by_a_crash_is_recovered_or_failed_quietly(make_bot, tg, qiwi):
+    from backend.payments.providers.qiwi import QiwiProvider
+    from tests.conftest import QIWI_KEY
+
+    at_qiwi = await stale_new_bill(2011, "60")
+    lost = await stale_new_bill(2012, "70")
+    provider = QiwiProvider(secret_key=QIWI_KEY, api_url=qiwi.base_url)
+    await provider.create_bill(
+        bill_id=at_qiwi.pk,
+        amount=at_qiwi.amount,
+        currency="RUB",
+        expires_at=at_qiwi.expires_at,
+        comment="",
+    )
+    await provider.close()
+    await make_bot(**FAST)
+
+    async def settled():
+        return [(await db_bills(i))[0].status for i in (2011, 2012)] == [
+            Bill.Status.WAITING,
+            Bill.Status.FAILED,
+        ]
+
+    await eventually(settled)
+    assert (await db_bills(2011))[0].pay_url == qiwi.bills[at_qiwi.pk]["payUrl"]
+    assert lost.pk not in qiwi.bills
+    await tg.assert_no_call("sendMessage", within=0.5)
+    qiwi.set_status(at_qiwi.pk, "PAID")
+    note = await tg.wait_call("sendMessage")
+    assert note.params["chat_id"] == 2011 and "Платёж прошёл успешно" in note.params["text"]

@@ -25,6 +25,7 @@ from backend.payments.models import Bill
 from backend.payments.services import BillTransition
 
 ATTEMPTS = 5
+QUIET_STATUSES = (Bill.Status.NEW, Bill.Status.WAITING, Bill.Status.FAILED)
 
 
 async def send(
@@ -78,9 +79,11 @@ class BillNotifier:
         self._bot = bot
 
     async def __call__(self, transition: BillTransition) -> None:
-        user = transition.bill.user
+        bill, user = transition.bill, transition.bill.user
         if user.is_blocked:
             return
+        if bill.status in QUIET_STATUSES and not transition.unknown_status:
+            return  # a bill recovered after a crash in its creation: nothing to tell yet
         text, markup = transition_message(transition)
         await send(self._bot, user.telegram_id, text, reply_markup=markup)
 
