@@ -21,6 +21,7 @@ from aiogram.types import InlineKeyboardMarkup, Message
 from loguru import logger
 
 from backend.bot import keyboards, texts
+from backend.logging import redact
 from backend.payments.models import Bill
 from backend.payments.services import BillTransition
 
@@ -89,5 +90,6 @@ class BillNotifier:
 
 
 async def report_to_admins(bot: Bot, admin_ids: Iterable[int], where: str, error: str) -> None:
-    text = texts.support_report(where, error)
+    """A short note to each admin id; secrets are masked as in the logs."""
+    text = texts.support_report(where, redact(error))
     await asyncio.gather(*(send(bot, admin_id, text) for admin_id in admin_ids))
