@@ -89,3 +89,14 @@ def setup(config: dict[str, Any] | None) -> None:
     logging.basicConfig(handlers=[InterceptHandler()], level=level, force=True)
     for noisy in ("asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log_files() -> list[Path]:
+    """The files in LOG_DIR (the current log and the rotated ones), newest first."""
+    from django.conf import settings
+
+    folder = Path(settings.LOG_DIR)
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)

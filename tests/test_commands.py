@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from backend.payments import services
 from backend.users.models import TelegramUser
 from tests.fakes import make_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER = "telegram_id,username,first_name,last_name,balance,is_blocked,created_at"
+HEADER = "telegram_id,username,first_name,last_name,balance,is_blocked,created_at,last_seen_at"
 TOKEN = "123456:ABCdefGhIJKlmnoPQRsTUVwxyz0123456789"
 QIWI_KEY = make_secret_key()
 BAD_QIWI_KEY = "not-a-key"
@@ -47,6 +48,10 @@ def users(db) -> list[TelegramUser]:
     return [TelegramUser.objects.get(pk=u.pk) for u in (ivan, tricky, rich)]
 
 
+def local(moment) -> str:
+    return timezone.localtime(moment).isoformat(sep=" ", timespec="seconds")
+
+
 def expected_rows(users: list[TelegramUser]) -> list[list[str]]:
     return [
         [
@@ -56,7 +61,8 @@ def expected_rows(users: list[TelegramUser]) -> list[list[str]]:
             u.last_name,
             f"{u.balance:.2f}",
             "1" if u.is_blocked else "0",
-            u.created_at.isoformat(),
+            local(u.created_at),
+            local(u.last_seen_at),
         ]
         for u in users
     ]
@@ -105,6 +111,17 @@ def test_export_users_file_and_stdout_hold_the_same_csv(users, tmp_path):
     call_command("export_users", "-o", str(target), stdout=io.StringIO(), stderr=io.StringIO())
     assert out.getvalue() != ""
     assert target.read_bytes().decode("utf-8") == out.getvalue()
+
+
+def test_export_users_neutralises_formulas_in_names(db):
+    TelegramUser.objects.create(
+        telegram_id=1003, username="@evil", first_name='=HYPERLINK("x")', last_name="-2+3"
+    )
+    out = io.StringIO()
+    call_command("export_users", stdout=out)
+    row = parse_csv(out.getvalue())[1]
+    assert row[:4] == ["1003", "'@evil", '\'=HYPERLINK("x")', "'-2+3"]
+    assert row[4] == "0.00"  # numbers stay numbers
 
 
 def test_export_users_without_users_writes_only_the_header(db, tmp_path):

@@ -1,6 +1,14 @@
-from django.contrib import admin
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 
 from backend.payments.models import Bill, LedgerEntry
+from backend.payments.poller import check_bills
+from backend.payments.providers import provider_from_settings
+from backend.payments.providers.base import ProviderError
+from backend.payments.services import BillTransition
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -16,12 +24,83 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def search_by_id_or_telegram_id(queryset: QuerySet, term: str, id_field: str = "pk") -> QuerySet:
+    term = term.strip()
+    if not term:
+        return queryset
+    condition = Q(**{id_field: term})
+    if term.isdigit() and len(term) <= 19:
+        condition |= Q(user__telegram_id=int(term))
+    return queryset.filter(condition)
+
+
+async def _check_now(bills: list[Bill]) -> list[BillTransition | Exception]:
+    """What the poller does to these bills, right now; the users hear of it as from
+    the poller (when the bot token is set)."""
+    from backend.bot.dispatcher import build_bot
+    from backend.bot.notify import BillNotifier
+
+    provider = provider_from_settings()
+    bot = None
+    if settings.TELEGRAM_API_TOKEN:
+        bot = build_bot(token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER)
+
+    async def notify(transition: BillTransition) -> None:
+        if bot is not None:
+            await BillNotifier(bot)(transition)
+
+    try:
+        return await check_bills(bills=bills, provider=provider, notify=notify)
+    finally:
+        await provider.close()
+        if bot is not None:
+            await bot.session.close()
+
+
 @admin.register(Bill)
 class BillAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user", "amount", "currency", "status", "created_at", "credited_at")
-    list_filter = ("status",)
-    search_fields = ("=id", "=user__telegram_id")
+    list_display = (
+        "id",
+        "user",
+        "amount",
+        "currency",
+        "status",
+        "provider_status",
+        "created_at",
+        "expires_at",
+        "credited_at",
+    )
+    list_filter = ("status", "created_at")
+    search_fields = ("id",)  # the search itself: get_search_results
+    search_help_text = "ID счёта или Telegram ID пользователя"
     list_select_related = ("user",)
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    actions = ("check_now",)
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_by_id_or_telegram_id(queryset, search_term), False
+
+    @admin.action(description="Проверить сейчас в QIWI", permissions=["view"])
+    def check_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        bills = list(queryset.filter(status__in=Bill.OPEN_STATUSES).select_related("user"))
+        if not bills:
+            self.message_user(request, "Среди выбранных нет открытых счетов.", messages.WARNING)
+            return
+        try:
+            results = async_to_sync(_check_now)(bills)
+        except ProviderError as e:
+            self.message_user(request, f"QIWI недоступен: {e}", messages.ERROR)
+            return
+        failed = [r for r in results if isinstance(r, Exception)]
+        moved = [r for r in results if isinstance(r, BillTransition) and r.changed]
+        paid = sum(1 for r in moved if r.credited)
+        self.message_user(
+            request,
+            f"Проверено счетов: {len(bills)}; изменили статус: {len(moved)}, "
+            f"из них оплачено и зачислено: {paid}; не удалось проверить: {len(failed)}.",
+            messages.ERROR if failed else messages.SUCCESS,
+        )
 
 
 @admin.register(LedgerEntry)
@@ -36,6 +115,12 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "admin",
         "reason",
     )
-    list_filter = ("kind",)
-    search_fields = ("=user__telegram_id",)
+    list_filter = ("kind", "created_at")
+    search_fields = ("bill__id",)
+    search_help_text = "ID счёта или Telegram ID пользователя"
     list_select_related = ("user", "bill", "admin")
+    ordering = ("-created_at", "-pk")
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_by_id_or_telegram_id(queryset, search_term, "bill_id"), False

@@ -20,29 +20,41 @@ Notify = Callable[[BillTransition], Awaitable[None]]
 _bills_open = db_async(selectors.bills_open)
 
 
-async def poll_once(*, provider: PaymentProvider, notify: Notify, concurrency: int = 8) -> int:
-    """Check every open bill once; returns how many were checked."""
-    bills = await _bills_open()
+async def check_bills(
+    *, bills: list[Bill], provider: PaymentProvider, notify: Notify, concurrency: int = 8
+) -> list[BillTransition | Exception]:
+    """Check each bill at the provider and tell its owner what changed.
+
+    A bill that cannot be checked now is logged and left for the next round; it never
+    delays the others. Returns, per bill, the transition or the error.
+    """
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(bill: Bill) -> None:
+    async def one(bill: Bill) -> BillTransition | Exception:
         async with limit:
             try:
                 transition = await bill_check(provider=provider, bill=bill)
             except ProviderError as e:
                 logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
-                return
-            except Exception:
+                return e
+            except Exception as e:
                 logger.exception("bill {} not checked, will retry next round", bill.pk)
-                return
+                return e
         news = transition.unknown_status and transition.unknown_status != bill.provider_status
         if transition.changed or news:
             try:
                 await notify(transition)
             except Exception:
                 logger.exception("could not tell user about bill {}", bill.pk)
+        return transition
 
-    await asyncio.gather(*(one(bill) for bill in bills))
+    return await asyncio.gather(*(one(bill) for bill in bills))
+
+
+async def poll_once(*, provider: PaymentProvider, notify: Notify, concurrency: int = 8) -> int:
+    """Check every open bill once; returns how many were checked."""
+    bills = await _bills_open()
+    await check_bills(bills=bills, provider=provider, notify=notify, concurrency=concurrency)
     return len(bills)
 
 

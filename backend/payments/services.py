@@ -63,14 +63,23 @@ def _balance_change(
     bill: Bill | None = None,
     admin: AbstractBaseUser | None = None,
     reason: str = "",
+    expected_balance: Decimal | None = None,
 ) -> LedgerEntry:
     """Move a balance by `amount` and write its ledger row. Runs inside the caller's atomic."""
     rows = TelegramUser.objects.filter(pk=user_id)
     if amount < 0:
         rows = rows.filter(balance__gte=-amount)
+    if expected_balance is not None:
+        rows = rows.filter(balance=expected_balance)
     if rows.update(balance=F("balance") + amount) != 1:
-        if not TelegramUser.objects.filter(pk=user_id).exists():
+        current = TelegramUser.objects.filter(pk=user_id).values_list("balance", flat=True).first()
+        if current is None:
             raise TelegramUser.DoesNotExist(f"no user with id {user_id}")
+        if expected_balance is not None and current != expected_balance:
+            raise BalanceError(
+                f"баланс изменился: было {expected_balance}, сейчас {current}; "
+                "проверьте и повторите"
+            )
         raise BalanceError("баланс не может стать отрицательным")
     balance_after = TelegramUser.objects.values_list("balance", flat=True).get(pk=user_id)
     return LedgerEntry.objects.create(
@@ -201,8 +210,13 @@ def balance_adjust(
     amount: Decimal,
     reason: str,
     admin: AbstractBaseUser | None = None,
+    expected_balance: Decimal | None = None,
 ) -> LedgerEntry:
-    """An admin's correction of a balance: a signed amount and a reason, never below zero."""
+    """An admin's correction of a balance: a signed amount and a reason, never below zero.
+
+    With `expected_balance` (the balance the admin saw) the change is refused if the
+    balance is different by now.
+    """
     amount = _money(amount)
     if amount == 0:
         raise BalanceError("сумма корректировки не может быть нулевой")
@@ -214,9 +228,11 @@ def balance_adjust(
         kind=LedgerEntry.Kind.ADJUSTMENT,
         admin=admin,
         reason=reason.strip(),
+        expected_balance=expected_balance,
     )
     logger.info(
         "balance of user {} adjusted by {} ({}): {} by {}",
-        user.telegram_id, amount, reason.strip(), entry.balance_after, admin or "system",
+        user.telegram_id, amount, reason.strip(), entry.balance_after,
+        admin.get_username() if admin else "the system",
     )  # fmt: skip
     return entry

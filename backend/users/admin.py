@@ -1,6 +1,78 @@
-from django.contrib import admin
+from datetime import UTC, datetime
 
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet, Subquery
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from loguru import logger
+
+from backend.logging import log_files
+from backend.payments.models import Bill, LedgerEntry
+from backend.payments.services import BalanceError, balance_adjust
+from backend.users import exports
+from backend.users.forms import BalanceAdjustmentForm
 from backend.users.models import TelegramUser
+from backend.users.selectors import users_search
+from backend.users.services import user_block, user_unblock
+
+EXPORT_PERMISSION = "users.export_users"
+LOGS_PERMISSION = "users.download_logs"
+INLINE_ROWS = 50
+
+
+class BalanceFilter(admin.SimpleListFilter):
+    title = "баланс"
+    parameter_name = "balance"
+
+    def lookups(self, request, model_admin):
+        return [("positive", "больше нуля"), ("zero", "ноль")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "positive":
+            return queryset.filter(balance__gt=0)
+        if self.value() == "zero":
+            return queryset.filter(balance=0)
+        return queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """The latest rows of a user's history, newest first; nothing here can be edited."""
+
+    extra = 0
+    can_delete = False
+    ordering = ("-created_at", "-pk")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        latest = queryset.order_by("-pk").values("pk")[:INLINE_ROWS]
+        return queryset.filter(pk__in=Subquery(latest))
+
+
+class LedgerInline(ReadOnlyInline):
+    model = LedgerEntry
+    fields = ("created_at", "kind", "amount", "balance_after", "bill", "admin", "reason")
+    verbose_name_plural = f"журнал баланса (последние {INLINE_ROWS})"
+
+
+class BillInline(ReadOnlyInline):
+    model = Bill
+    fields = ("id", "amount", "currency", "status", "created_at", "expires_at", "credited_at")
+    verbose_name_plural = f"счета (последние {INLINE_ROWS})"
 
 
 @admin.register(TelegramUser)
@@ -12,11 +84,17 @@ class TelegramUserAdmin(admin.ModelAdmin):
         "last_name",
         "balance",
         "is_blocked",
+        "created_at",
         "last_seen_at",
     )
-    list_filter = ("is_blocked",)
-    search_fields = ("=telegram_id", "username", "first_name", "last_name")
-    readonly_fields = ("telegram_id", "balance", "created_at", "last_seen_at")
+    list_display_links = ("telegram_id", "username")
+    list_filter = ("is_blocked", BalanceFilter)
+    search_fields = ("username",)  # the search itself: users_search
+    search_help_text = "Telegram ID целиком или начало username, имени, фамилии"
+    ordering = ("-pk",)
+    list_per_page = 50
+    show_full_result_count = False  # no COUNT(*) of the whole table on every page
+    actions = ("block_users", "unblock_users")
     fields = (
         "telegram_id",
         "username",
@@ -28,3 +106,175 @@ class TelegramUserAdmin(admin.ModelAdmin):
         "created_at",
         "last_seen_at",
     )
+    readonly_fields = tuple(f for f in fields if f != "is_blocked")
+    inlines = (LedgerInline, BillInline)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # users come from Telegram
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # their ledger must stay
+
+    def get_search_results(self, request, queryset, search_term):
+        return users_search(queryset=queryset, term=search_term), False
+
+    def save_model(self, request, obj: TelegramUser, form, change: bool) -> None:
+        """Only the blocked flag is editable here, and it goes through the service:
+        the row is never saved whole, so a top-up that lands meanwhile survives."""
+        if "is_blocked" in form.changed_data:
+            service = user_block if obj.is_blocked else user_unblock
+            service(telegram_id=obj.telegram_id, admin=request.user)
+
+    # --- actions -----------------------------------------------------------------
+    @admin.action(description="Заблокировать выбранных пользователей", permissions=["change"])
+    def block_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_blocked(request, queryset, True)
+
+    @admin.action(description="Разблокировать выбранных пользователей", permissions=["change"])
+    def unblock_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_blocked(request, queryset, False)
+
+    def _set_blocked(self, request: HttpRequest, queryset: QuerySet, blocked: bool) -> None:
+        service = user_block if blocked else user_unblock
+        users = list(queryset)
+        for user in users:
+            service(telegram_id=user.telegram_id, admin=request.user)
+            self.log_change(request, user, "Заблокирован" if blocked else "Разблокирован")
+        done = "заблокировано" if blocked else "разблокировано"
+        self.message_user(request, f"Пользователей {done}: {len(users)}.", messages.SUCCESS)
+
+    # --- extra pages ---------------------------------------------------------------
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        name = "users_telegramuser"
+        return [
+            path("export/csv/", view(self.export_csv_view), name=f"{name}_export_csv"),
+            path("export/xlsx/", view(self.export_xlsx_view), name=f"{name}_export_xlsx"),
+            path("logs/", view(self.logs_view), name=f"{name}_logs"),
+            path("logs/<str:file_name>/", view(self.log_file_view), name=f"{name}_log_file"),
+            path("<path:object_id>/adjust/", view(self.adjust_view), name=f"{name}_adjust"),
+            path(
+                "<path:object_id>/block/",
+                view(require_POST(self.block_view)),
+                {"blocked": True},
+                name=f"{name}_block",
+            ),
+            path(
+                "<path:object_id>/unblock/",
+                view(require_POST(self.block_view)),
+                {"blocked": False},
+                name=f"{name}_unblock",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": request.user.has_perm(EXPORT_PERMISSION),
+            "can_download_logs": request.user.has_perm(LOGS_PERMISSION),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def _user_or_404(self, request: HttpRequest, object_id: str) -> TelegramUser:
+        user = self.get_object(request, unquote(object_id))
+        if user is None:
+            raise Http404("Нет такого пользователя")
+        if not self.has_change_permission(request, user):
+            raise PermissionDenied
+        return user
+
+    def block_view(self, request: HttpRequest, object_id: str, blocked: bool) -> HttpResponse:
+        user = self._user_or_404(request, object_id)
+        self._set_blocked(request, TelegramUser.objects.filter(pk=user.pk), blocked)
+        return redirect(reverse("admin:users_telegramuser_change", args=[user.pk]))
+
+    def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        user = self._user_or_404(request, object_id)
+        form = BalanceAdjustmentForm(request.POST or None, initial={"seen_balance": user.balance})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                entry = balance_adjust(
+                    user=user,
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    admin=request.user,
+                    # "set to" is meant against the balance the admin saw
+                    expected_balance=data["seen_balance"] if data["set_to"] is not None else None,
+                )
+            except BalanceError as e:
+                form.add_error(None, str(e))
+            else:
+                self.log_change(request, user, f"Баланс {entry.amount:+}: {entry.reason}")
+                self.message_user(
+                    request,
+                    f"Баланс изменён на {entry.amount:+}, теперь {entry.balance_after}.",
+                    messages.SUCCESS,
+                )
+                return redirect(reverse("admin:users_telegramuser_change", args=[user.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Изменение баланса: {user}",
+            "opts": self.opts,
+            "original": user,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/users/telegramuser/adjust_balance.html", context)
+
+    def _require(self, request: HttpRequest, permission: str) -> None:
+        if not request.user.has_perm(permission):
+            raise PermissionDenied
+
+    def _listed(self, request: HttpRequest) -> QuerySet:
+        """The users the list shows with the same search and filters."""
+        return self.get_changelist_instance(request).get_queryset(request)
+
+    def _export_name(self, extension: str) -> str:
+        return f"users-{timezone.localtime():%Y-%m-%d-%H%M}.{extension}"
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+        self._require(request, EXPORT_PERMISSION)
+        queryset = self._listed(request)
+        logger.info("users exported as CSV by {}", request.user.get_username())
+        lines = (line.encode() for line in exports.csv_lines(queryset, bom=True))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{self._export_name("csv")}"'
+        return response
+
+    def export_xlsx_view(self, request: HttpRequest) -> HttpResponse:
+        self._require(request, EXPORT_PERMISSION)
+        queryset = self._listed(request)
+        logger.info("users exported as XLSX by {}", request.user.get_username())
+        return FileResponse(
+            exports.xlsx_file(queryset),
+            as_attachment=True,
+            filename=self._export_name("xlsx"),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+
+    def logs_view(self, request: HttpRequest) -> HttpResponse:
+        self._require(request, LOGS_PERMISSION)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Логи",
+            "opts": self.opts,
+            "files": [
+                {
+                    "name": log.name,
+                    "size": (stat := log.stat()).st_size,
+                    "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+                }
+                for log in log_files()
+            ],
+        }
+        return TemplateResponse(request, "admin/users/telegramuser/logs.html", context)
+
+    def log_file_view(self, request: HttpRequest, file_name: str) -> HttpResponse:
+        self._require(request, LOGS_PERMISSION)
+        # Only a name from the folder's own listing: never a path taken from the request.
+        files = {log.name: log for log in log_files()}
+        if file_name not in files:
+            raise Http404("Нет такого файла логов")
+        logger.info("log {} downloaded by {}", file_name, request.user.get_username())
+        return FileResponse(files[file_name].open("rb"), as_attachment=True, filename=file_name)

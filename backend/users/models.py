@@ -26,6 +26,15 @@ class TelegramUser(models.Model):
     class Meta:
         verbose_name = "пользователь Telegram"
         verbose_name_plural = "пользователи Telegram"
+        permissions = [
+            ("export_users", "Может выгружать пользователей"),
+            ("download_logs", "Может скачивать логи"),
+        ]
+        indexes = [
+            models.Index(fields=["username"], name="telegram_user_username"),
+            models.Index(fields=["created_at"], name="telegram_user_created"),
+            models.Index(fields=["last_seen_at"], name="telegram_user_last_seen"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(balance__gte=0), name="telegram_user_balance_not_negative"

@@ -1,22 +1,19 @@
-from collections.abc import Iterator
+from django.db.models import Q, QuerySet
 
 from backend.users.models import TelegramUser
 
-EXPORT_FIELDS = (
-    "telegram_id",
-    "username",
-    "first_name",
-    "last_name",
-    "balance",
-    "is_blocked",
-    "created_at",
-)
 
-
-def user_get(*, telegram_id: int) -> TelegramUser | None:
-    return TelegramUser.objects.filter(telegram_id=telegram_id).first()
-
-
-def users_for_export() -> Iterator[tuple]:
-    """Rows of EXPORT_FIELDS, streamed from the database in chunks."""
-    return TelegramUser.objects.order_by("id").values_list(*EXPORT_FIELDS).iterator(chunk_size=2000)
+def users_search(*, queryset: QuerySet[TelegramUser], term: str) -> QuerySet[TelegramUser]:
+    """Digits find the exact Telegram id; anything else the start of a username or name
+    (a leading @ is ignored). Prefix searches keep to the indexes."""
+    term = term.strip()
+    if not term:
+        return queryset
+    if term.lstrip("-").isdigit() and len(term) <= 19:
+        return queryset.filter(telegram_id=int(term))
+    term = term.removeprefix("@")
+    return queryset.filter(
+        Q(username__istartswith=term)
+        | Q(first_name__istartswith=term)
+        | Q(last_name__istartswith=term)
+    )

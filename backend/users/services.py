@@ -1,6 +1,8 @@
 """Writes to Telegram users. The balance is not written here: see payments.services."""
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
+from loguru import logger
 
 from backend.users.models import TelegramUser
 
@@ -27,18 +29,26 @@ def user_upsert(
     return user
 
 
-def _user_set_blocked(*, telegram_id: int, blocked: bool) -> TelegramUser:
+def _user_set_blocked(
+    *, telegram_id: int, blocked: bool, admin: AbstractBaseUser | None
+) -> TelegramUser:
     user = TelegramUser.objects.get(telegram_id=telegram_id)
     if user.is_blocked != blocked:
         TelegramUser.objects.filter(pk=user.pk).update(is_blocked=blocked)
         user.is_blocked = blocked
+        logger.info(
+            "user {} {} by {}",
+            telegram_id,
+            "blocked" if blocked else "unblocked",
+            admin.get_username() if admin else "the command line",
+        )
     return user
 
 
-def user_block(*, telegram_id: int) -> TelegramUser:
+def user_block(*, telegram_id: int, admin: AbstractBaseUser | None = None) -> TelegramUser:
     """The bot stops reacting to the user from the next update on."""
-    return _user_set_blocked(telegram_id=telegram_id, blocked=True)
+    return _user_set_blocked(telegram_id=telegram_id, blocked=True, admin=admin)
 
 
-def user_unblock(*, telegram_id: int) -> TelegramUser:
-    return _user_set_blocked(telegram_id=telegram_id, blocked=False)
+def user_unblock(*, telegram_id: int, admin: AbstractBaseUser | None = None) -> TelegramUser:
+    return _user_set_blocked(telegram_id=telegram_id, blocked=False, admin=admin)

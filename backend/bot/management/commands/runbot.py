@@ -22,15 +22,11 @@ class Command(BaseCommand):
 
         from backend.bot.config import BotConfig
         from backend.bot.dispatcher import TokenRefused, build_bot, run_bot
+        from backend.payments.providers import provider_from_settings
         from backend.payments.providers.base import ProviderAuthError
-        from backend.payments.providers.qiwi import QiwiProvider
 
         try:
-            provider = QiwiProvider(
-                secret_key=settings.QIWI_SECRET_KEY,
-                api_url=settings.QIWI_API_URL,
-                timeout=settings.QIWI_TIMEOUT_SECONDS,
-            )
+            provider = provider_from_settings()
         except ProviderAuthError as e:
             raise CommandError(str(e)) from None
         try:
