@@ -267,16 +267,15 @@ def test_adjustment_writes_a_ledger_row_with_admin_and_reason(admin_client, peop
     ("data", "message"),
     [
         ({"amount": "-200"}, "баланс не может стать отрицательным"),
-        ({"amount": "10", "reason": " "}, "This field is required"),
+        ({"amount": "10", "reason": " "}, "Обязательное поле."),
         ({}, "Укажите либо сумму изменения, либо новый баланс."),
         ({"amount": "5", "set_to": "10"}, "Укажите либо сумму изменения, либо новый баланс."),
         ({"amount": "0"}, "Сумма изменения не может быть нулевой."),
-        ({"amount": "1.234"}, "2 decimal places"),
-        ({"set_to": "-1"}, "greater than or equal to 0"),
+        ({"amount": "1.234"}, "не более 2 цифр после запятой"),
+        ({"set_to": "-1"}, "больше либо равно 0"),
     ],
 )
 def test_bad_adjustments_are_explained_and_change_nothing(admin_client, people, data, message):
-    admin_client.cookies["django_language"] = "en"
     user = people["ivan"]
     response = adjust(admin_client, user, **data)
     assert response.status_code == 200
@@ -417,3 +416,15 @@ def test_admin_pages_exist_for_bills_and_ledger(admin_client, people):
     response = admin_client.get(reverse("admin:payments_ledgerentry_changelist"), {"q": "1001"})
     assert len(response.context["cl"].result_list) == 1
     assert admin_client.get(reverse("admin:payments_bill_add")).status_code == 403
+
+
+def test_the_admin_speaks_english_with_language_code_en(admin_client, people, settings):
+    settings.LANGUAGE_CODE = "en"
+    page = admin_client.get(LIST_URL).content.decode()
+    assert "Export CSV" in page and "Telegram users" in page and "Выгрузить" not in page
+    user = people["ivan"]
+    response = adjust(admin_client, user, amount="-1000")
+    assert "the balance cannot go below zero" in response.content.decode()
+    settings.LANGUAGE_CODE = "ru"
+    page = admin_client.get(LIST_URL).content.decode()
+    assert "Выгрузить CSV" in page and "Пользователи Telegram" in page

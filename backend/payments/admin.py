@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.poller import check_bills
@@ -72,7 +73,7 @@ class BillAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "created_at")
     search_fields = ("id",)  # the search itself: get_search_results
-    search_help_text = "ID счёта или Telegram ID пользователя"
+    search_help_text = _("Bill ID or the user's Telegram ID")
     list_select_related = ("user",)
     ordering = ("-created_at",)
     show_full_result_count = False
@@ -81,24 +82,29 @@ class BillAdmin(ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         return search_by_id_or_telegram_id(queryset, search_term), False
 
-    @admin.action(description="Проверить сейчас в QIWI", permissions=["view"])
+    @admin.action(description=_("Check now at QIWI"), permissions=["view"])
     def check_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         bills = list(queryset.filter(status__in=Bill.OPEN_STATUSES).select_related("user"))
         if not bills:
-            self.message_user(request, "Среди выбранных нет открытых счетов.", messages.WARNING)
+            self.message_user(request, _("None of the selected bills is open."), messages.WARNING)
             return
         try:
             results = async_to_sync(_check_now)(bills)
         except ProviderError as e:
-            self.message_user(request, f"QIWI недоступен: {e}", messages.ERROR)
+            self.message_user(
+                request, _("QIWI is unavailable: %(error)s") % {"error": e}, messages.ERROR
+            )
             return
         failed = [r for r in results if isinstance(r, Exception)]
         moved = [r for r in results if isinstance(r, BillTransition) and r.changed]
         paid = sum(1 for r in moved if r.credited)
         self.message_user(
             request,
-            f"Проверено счетов: {len(bills)}; изменили статус: {len(moved)}, "
-            f"из них оплачено и зачислено: {paid}; не удалось проверить: {len(failed)}.",
+            _(
+                "Bills checked: %(checked)s; changed status: %(moved)s, "
+                "paid and credited: %(paid)s; could not be checked: %(failed)s."
+            )
+            % {"checked": len(bills), "moved": len(moved), "paid": paid, "failed": len(failed)},
             messages.ERROR if failed else messages.SUCCESS,
         )
 
@@ -117,7 +123,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     )
     list_filter = ("kind", "created_at")
     search_fields = ("bill__id",)
-    search_help_text = "ID счёта или Telegram ID пользователя"
+    search_help_text = _("Bill ID or the user's Telegram ID")
     list_select_related = ("user", "bill", "admin")
     ordering = ("-created_at", "-pk")
     show_full_result_count = False

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from backend.users.models import TelegramUser
 
@@ -13,34 +14,36 @@ class Bill(models.Model):
     """
 
     class Status(models.TextChoices):
-        NEW = "NEW", "создаётся"
-        WAITING = "WAITING", "ожидает оплаты"
-        PAID = "PAID", "оплачен"
-        REJECTED = "REJECTED", "отклонён"
-        EXPIRED = "EXPIRED", "истёк"
-        FAILED = "FAILED", "ошибка создания"
+        NEW = "NEW", _("being created")
+        WAITING = "WAITING", _("awaiting payment")
+        PAID = "PAID", _("paid")
+        REJECTED = "REJECTED", _("rejected")
+        EXPIRED = "EXPIRED", _("expired")
+        FAILED = "FAILED", _("creation failed")
 
     OPEN_STATUSES = (Status.NEW, Status.WAITING)
 
-    id = models.CharField("ID счёта", max_length=64, primary_key=True)
+    id = models.CharField(_("bill ID"), max_length=64, primary_key=True)
     user = models.ForeignKey(
-        TelegramUser, on_delete=models.PROTECT, related_name="bills", verbose_name="пользователь"
+        TelegramUser, on_delete=models.PROTECT, related_name="bills", verbose_name=_("user")
     )
-    provider = models.CharField("провайдер", max_length=16, default="qiwi")
-    amount = models.DecimalField("сумма", max_digits=12, decimal_places=2)
-    currency = models.CharField("валюта", max_length=3, default="RUB")
-    status = models.CharField("статус", max_length=16, choices=Status.choices, default=Status.NEW)
-    provider_status = models.CharField("статус у провайдера", max_length=32, blank=True)
-    pay_url = models.URLField("ссылка на оплату", max_length=500, blank=True)
-    error = models.TextField("ошибка", blank=True)
-    created_at = models.DateTimeField("создан", default=timezone.now)
-    expires_at = models.DateTimeField("истекает")
-    status_changed_at = models.DateTimeField("статус изменён", default=timezone.now)
-    credited_at = models.DateTimeField("зачислен", null=True, blank=True)
+    provider = models.CharField(_("provider"), max_length=16, default="qiwi")
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="RUB")
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.NEW
+    )
+    provider_status = models.CharField(_("provider status"), max_length=32, blank=True)
+    pay_url = models.URLField(_("pay link"), max_length=500, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    status_changed_at = models.DateTimeField(_("status changed"), default=timezone.now)
+    credited_at = models.DateTimeField(_("credited"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "счёт"
-        verbose_name_plural = "счета"
+        verbose_name = _("bill")
+        verbose_name_plural = _("bills")
         indexes = [models.Index(fields=["status", "created_at"], name="bill_status_created")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="bill_amount_positive")
@@ -71,22 +74,22 @@ class LedgerEntry(models.Model):
     objects = LedgerQuerySet.as_manager()
 
     class Kind(models.TextChoices):
-        TOPUP = "topup", "пополнение"
-        ADJUSTMENT = "adjustment", "корректировка"
+        TOPUP = "topup", _("top-up")
+        ADJUSTMENT = "adjustment", _("adjustment")
 
     user = models.ForeignKey(
-        TelegramUser, on_delete=models.PROTECT, related_name="ledger", verbose_name="пользователь"
+        TelegramUser, on_delete=models.PROTECT, related_name="ledger", verbose_name=_("user")
     )
-    amount = models.DecimalField("сумма", max_digits=14, decimal_places=2)
-    balance_after = models.DecimalField("баланс после", max_digits=14, decimal_places=2)
-    kind = models.CharField("вид", max_length=16, choices=Kind.choices)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    balance_after = models.DecimalField(_("balance after"), max_digits=14, decimal_places=2)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     bill = models.ForeignKey(
         Bill,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="ledger_entries",
-        verbose_name="счёт",
+        verbose_name=_("bill"),
     )
     admin = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -94,14 +97,14 @@ class LedgerEntry(models.Model):
         null=True,
         blank=True,
         related_name="+",
-        verbose_name="администратор",
+        verbose_name=_("admin"),
     )
-    reason = models.TextField("причина", blank=True)
-    created_at = models.DateTimeField("время", default=timezone.now)
+    reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
 
     class Meta:
-        verbose_name = "запись журнала баланса"
-        verbose_name_plural = "журнал баланса"
+        verbose_name = _("balance ledger entry")
+        verbose_name_plural = _("balance ledger")
         ordering = ["-created_at", "-id"]
         constraints = [
             # The database itself refuses a second credit of one bill.

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from loguru import logger
 
 from backend.payments.models import Bill, LedgerEntry
@@ -49,9 +50,9 @@ class BillTransition:
 
 def _money(amount: Decimal) -> Decimal:
     if not isinstance(amount, Decimal) or not amount.is_finite():
-        raise BalanceError("сумма должна быть конечным Decimal")
+        raise BalanceError(_("the amount must be a finite Decimal"))
     if amount != amount.quantize(CENT):
-        raise BalanceError("сумма не может содержать больше двух знаков после запятой")
+        raise BalanceError(_("the amount cannot have more than two decimal places"))
     return amount.quantize(CENT)
 
 
@@ -77,10 +78,13 @@ def _balance_change(
             raise TelegramUser.DoesNotExist(f"no user with id {user_id}")
         if expected_balance is not None and current != expected_balance:
             raise BalanceError(
-                f"баланс изменился: было {expected_balance}, сейчас {current}; "
-                "проверьте и повторите"
+                _(
+                    "the balance has changed: it was %(seen)s, now it is %(now)s; "
+                    "check and try again"
+                )
+                % {"seen": expected_balance, "now": current}
             )
-        raise BalanceError("баланс не может стать отрицательным")
+        raise BalanceError(_("the balance cannot go below zero"))
     balance_after = TelegramUser.objects.values_list("balance", flat=True).get(pk=user_id)
     return LedgerEntry.objects.create(
         user_id=user_id,
@@ -99,7 +103,7 @@ def bill_create(
     """Write a NEW bill before the provider hears of it."""
     amount = _money(amount)
     if amount <= 0:
-        raise BalanceError("сумма счёта должна быть больше нуля")
+        raise BalanceError(_("the bill amount must be above zero"))
     now = timezone.now()
     return Bill.objects.create(
         id=uuid.uuid4().hex,
@@ -219,9 +223,9 @@ def balance_adjust(
     """
     amount = _money(amount)
     if amount == 0:
-        raise BalanceError("сумма корректировки не может быть нулевой")
+        raise BalanceError(_("the adjustment cannot be zero"))
     if not reason.strip():
-        raise BalanceError("укажите причину корректировки")
+        raise BalanceError(_("give a reason for the adjustment"))
     entry = _balance_change(
         user_id=user.pk,
         amount=amount,

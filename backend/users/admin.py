@@ -9,6 +9,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from loguru import logger
 
@@ -27,11 +29,11 @@ INLINE_ROWS = 50
 
 
 class BalanceFilter(admin.SimpleListFilter):
-    title = "баланс"
+    title = _("balance")
     parameter_name = "balance"
 
     def lookups(self, request, model_admin):
-        return [("positive", "больше нуля"), ("zero", "ноль")]
+        return [("positive", _("above zero")), ("zero", _("zero"))]
 
     def queryset(self, request, queryset):
         if self.value() == "positive":
@@ -66,13 +68,13 @@ class ReadOnlyInline(admin.TabularInline):
 class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
     fields = ("created_at", "kind", "amount", "balance_after", "bill", "admin", "reason")
-    verbose_name_plural = f"журнал баланса (последние {INLINE_ROWS})"
+    verbose_name_plural = format_lazy(_("balance ledger (latest {rows})"), rows=INLINE_ROWS)
 
 
 class BillInline(ReadOnlyInline):
     model = Bill
     fields = ("id", "amount", "currency", "status", "created_at", "expires_at", "credited_at")
-    verbose_name_plural = f"счета (последние {INLINE_ROWS})"
+    verbose_name_plural = format_lazy(_("bills (latest {rows})"), rows=INLINE_ROWS)
 
 
 @admin.register(TelegramUser)
@@ -90,7 +92,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
     list_display_links = ("telegram_id", "username")
     list_filter = ("is_blocked", BalanceFilter)
     search_fields = ("username",)  # the search itself: users_search
-    search_help_text = "Telegram ID целиком или начало username, имени, фамилии"
+    search_help_text = _("The whole Telegram ID, or the start of a username, first or last name")
     ordering = ("-pk",)
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) of the whole table on every page
@@ -126,11 +128,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
             service(telegram_id=obj.telegram_id, admin=request.user)
 
     # --- actions -----------------------------------------------------------------
-    @admin.action(description="Заблокировать выбранных пользователей", permissions=["change"])
+    @admin.action(description=_("Block selected users"), permissions=["change"])
     def block_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_blocked(request, queryset, True)
 
-    @admin.action(description="Разблокировать выбранных пользователей", permissions=["change"])
+    @admin.action(description=_("Unblock selected users"), permissions=["change"])
     def unblock_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_blocked(request, queryset, False)
 
@@ -139,9 +141,9 @@ class TelegramUserAdmin(admin.ModelAdmin):
         users = list(queryset)
         for user in users:
             service(telegram_id=user.telegram_id, admin=request.user)
-            self.log_change(request, user, "Заблокирован" if blocked else "Разблокирован")
-        done = "заблокировано" if blocked else "разблокировано"
-        self.message_user(request, f"Пользователей {done}: {len(users)}.", messages.SUCCESS)
+            self.log_change(request, user, _("Blocked") if blocked else _("Unblocked"))
+        text = _("Users blocked: %(count)s.") if blocked else _("Users unblocked: %(count)s.")
+        self.message_user(request, text % {"count": len(users)}, messages.SUCCESS)
 
     # --- extra pages ---------------------------------------------------------------
     def get_urls(self):
@@ -179,7 +181,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
     def _user_or_404(self, request: HttpRequest, object_id: str) -> TelegramUser:
         user = self.get_object(request, unquote(object_id))
         if user is None:
-            raise Http404("Нет такого пользователя")
+            raise Http404(_("No such user"))
         if not self.has_change_permission(request, user):
             raise PermissionDenied
         return user
@@ -206,16 +208,22 @@ class TelegramUserAdmin(admin.ModelAdmin):
             except BalanceError as e:
                 form.add_error(None, str(e))
             else:
-                self.log_change(request, user, f"Баланс {entry.amount:+}: {entry.reason}")
+                self.log_change(
+                    request,
+                    user,
+                    _("Balance %(amount)s: %(reason)s")
+                    % {"amount": f"{entry.amount:+}", "reason": entry.reason},
+                )
                 self.message_user(
                     request,
-                    f"Баланс изменён на {entry.amount:+}, теперь {entry.balance_after}.",
+                    _("Balance changed by %(amount)s, now %(balance)s.")
+                    % {"amount": f"{entry.amount:+}", "balance": entry.balance_after},
                     messages.SUCCESS,
                 )
                 return redirect(reverse("admin:users_telegramuser_change", args=[user.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Изменение баланса: {user}",
+            "title": _("Balance change: %(user)s") % {"user": user},
             "opts": self.opts,
             "original": user,
             "form": form,
@@ -257,7 +265,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
         self._require(request, LOGS_PERMISSION)
         context = {
             **self.admin_site.each_context(request),
-            "title": "Логи",
+            "title": _("Logs"),
             "opts": self.opts,
             "files": [
                 {
@@ -275,6 +283,6 @@ class TelegramUserAdmin(admin.ModelAdmin):
         # Only a name from the folder's own listing: never a path taken from the request.
         files = {log.name: log for log in log_files()}
         if file_name not in files:
-            raise Http404("Нет такого файла логов")
+            raise Http404(_("No such log file"))
         logger.info("log {} downloaded by {}", file_name, request.user.get_username())
         return FileResponse(files[file_name].open("rb"), as_attachment=True, filename=file_name)

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class TelegramUser(models.Model):
@@ -13,22 +14,22 @@ class TelegramUser(models.Model):
 
     telegram_id = models.BigIntegerField("Telegram ID", unique=True)
     username = models.CharField("username", max_length=64, blank=True, default="")
-    first_name = models.CharField("имя", max_length=256, blank=True, default="")
-    last_name = models.CharField("фамилия", max_length=256, blank=True, default="")
-    language_code = models.CharField("язык", max_length=16, blank=True, default="")
+    first_name = models.CharField(_("first name"), max_length=256, blank=True, default="")
+    last_name = models.CharField(_("last name"), max_length=256, blank=True, default="")
+    language_code = models.CharField(_("language"), max_length=16, blank=True, default="")
     balance = models.DecimalField(
-        "баланс", max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
+        _("balance"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
     )
-    is_blocked = models.BooleanField("заблокирован", default=False)
-    created_at = models.DateTimeField("создан", default=timezone.now, editable=False)
-    last_seen_at = models.DateTimeField("последняя активность", default=timezone.now)
+    is_blocked = models.BooleanField(_("blocked"), default=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
 
     class Meta:
-        verbose_name = "пользователь Telegram"
-        verbose_name_plural = "пользователи Telegram"
+        verbose_name = _("Telegram user")
+        verbose_name_plural = _("Telegram users")
         permissions = [
-            ("export_users", "Может выгружать пользователей"),
-            ("download_logs", "Может скачивать логи"),
+            ("export_users", _("Can export users")),
+            ("download_logs", _("Can download logs")),
         ]
         indexes = [
             models.Index(fields=["username"], name="telegram_user_username"),
