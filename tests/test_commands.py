@@ -305,3 +305,9 @@ def test_manage_py_runbot_is_runbot_py(runbot):
     result = runbot["no_token_manage"]
     assert_refused(result, "TELEGRAM_API_TOKEN")
     assert last_line(result.stderr) == last_line(runbot["no_token"].stderr)
+
+
+def test_models_and_migrations_agree(db):
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)  # exits 1 if not
+    assert "No changes detected" in out.getvalue()
