@@ -428,3 +428,31 @@ def test_the_admin_speaks_english_with_language_code_en(admin_client, people, se
     settings.LANGUAGE_CODE = "ru"
     page = admin_client.get(LIST_URL).content.decode()
     assert "Выгрузить CSV" in page and "Пользователи Telegram" in page
+
+
+def test_amounts_take_a_decimal_comma_in_a_text_box(admin_client, people):
+    user = people["ivan"]
+    page = admin_client.get(f"{LIST_URL}{user.pk}/adjust/").content.decode()
+    assert 'type="number"' not in page  # a number box would drop the comma
+    assert adjust(admin_client, user, amount="-50,5").status_code == 302
+    assert adjust(admin_client, user, amount="12.25").status_code == 302
+    user.refresh_from_db()
+    assert user.balance == Decimal("112.25")
+
+
+def test_set_to_can_be_retried_after_the_balance_changed(admin_client, people):
+    user = people["ivan"]
+    stale = adjust(admin_client, user, set_to="1000", seen_balance="1.00")
+    assert "баланс изменился" in stale.content.decode()
+    form = stale.context["form"]
+    assert form["seen_balance"].value() == "150.50"  # now the balance as it is
+    retry = adjust(admin_client, user, set_to="1000", seen_balance=form["seen_balance"].value())
+    assert retry.status_code == 302
+    user.refresh_from_db()
+    assert user.balance == Decimal("1000.00")
+
+
+@pytest.mark.parametrize("query", [{"foo": "bar"}, {"is_blocked__exact": "maybe"}])
+def test_exports_refuse_filters_the_list_does_not_know(admin_client, people, query):
+    assert admin_client.get(CSV_URL, query).status_code == 400
+    assert admin_client.get(XLSX_URL, query).status_code == 400

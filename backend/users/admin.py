@@ -1,15 +1,16 @@
 from datetime import UTC, datetime
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db.models import QuerySet, Subquery
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.text import format_lazy
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from loguru import logger
@@ -172,6 +173,8 @@ class TelegramUserAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
+            # Django's «Выберите %s для изменения» gets the Russian case wrong here.
+            "title": capfirst(self.opts.verbose_name_plural),
             **(extra_context or {}),
             "can_export": request.user.has_perm(EXPORT_PERMISSION),
             "can_download_logs": request.user.has_perm(LOGS_PERMISSION),
@@ -207,6 +210,10 @@ class TelegramUserAdmin(admin.ModelAdmin):
                 )
             except BalanceError as e:
                 form.add_error(None, str(e))
+                # Show the balance as it is now, and measure the next "set to" against it.
+                user.refresh_from_db()
+                form.data = form.data.copy()
+                form.data["seen_balance"] = str(user.balance)
             else:
                 self.log_change(
                     request,
@@ -236,7 +243,10 @@ class TelegramUserAdmin(admin.ModelAdmin):
 
     def _listed(self, request: HttpRequest) -> QuerySet:
         """The users the list shows with the same search and filters."""
-        return self.get_changelist_instance(request).get_queryset(request)
+        try:
+            return self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:
+            raise SuspiciousOperation("export: filters the list does not know") from None
 
     def _export_name(self, extension: str) -> str:
         return f"users-{timezone.localtime():%Y-%m-%d-%H%M}.{extension}"

@@ -10,11 +10,21 @@ class BalanceAdjustmentForm(forms.Form):
     """Either a signed amount, or the balance to set (turned into the difference
     against the balance the admin saw, which must still be the balance)."""
 
+    # localize: a text box that takes «50,5» as well as «50.5» (a browser's number box
+    # would silently drop a comma and turn 50,5 into 505).
     amount = forms.DecimalField(
-        label=_("Change by"), required=False, help_text=_("signed: 100 or -50.5"), **MONEY
+        label=_("Change by"),
+        required=False,
+        localize=True,
+        help_text=_("signed: 100 or -50.5"),
+        **MONEY,
     )
     set_to = forms.DecimalField(
-        label=_("Or set the balance to"), required=False, min_value=Decimal(0), **MONEY
+        label=_("Or set the balance to"),
+        required=False,
+        localize=True,
+        min_value=Decimal(0),
+        **MONEY,
     )
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
     seen_balance = forms.DecimalField(widget=forms.HiddenInput, **MONEY)

@@ -1,0 +1,400 @@
+"""The users admin in a real browser: Debian's Chromium driven by Playwright.
+
+The admin runs in pytest-django's `live_server`; the test logs in through the login
+form and clicks what an operator clicks. The data is written with the ORM and the
+services, and what the clicks did is read back from the database.
+
+Chromium must be at /usr/bin/chromium (`apt-get install chromium`; .ci/run installs
+it): Playwright cannot download its own browsers here. A missing browser fails the
+test, it never skips it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from django.contrib.auth.models import User
+from openpyxl import load_workbook
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from backend.payments.models import LedgerEntry
+from backend.payments.services import balance_adjust
+from backend.users.models import TelegramUser
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",  # a container's /dev/shm is small
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+SCREENSHOT = OUTPUT / "admin-users-list.png"
+FAILURE_SCREENSHOT = OUTPUT / "admin-failure.png"
+
+USERS_URL = "/admin/users/telegramuser/"
+ADMIN_NAME, ADMIN_PASSWORD = "admin", "pw-Admin-123"
+YELLOW = "rgb(247, 198, 0)"  # #f7c600
+TOOL_BUTTONS = ("Выгрузить CSV", "Выгрузить Excel", "Логи")
+CSV_HEADER = [
+    "telegram_id",
+    "username",
+    "first_name",
+    "last_name",
+    "balance",
+    "is_blocked",
+    "created_at",
+    "last_seen_at",
+]
+IVAN, MASHA, MALLORY = 700_000_001, 700_000_002, 700_000_003
+
+T = TypeVar("T")
+
+
+class BrowserThread:
+    """Playwright's sync API in a thread of its own.
+
+    While it is started, the sync API marks its thread as running an asyncio loop, and
+    Django's ORM refuses to work in such a thread (SynchronousOnlyOperation). So Chromium
+    is driven from one worker thread (a Playwright object must be used by the thread that
+    made it), and the test's thread keeps the database. `run(step, ...)` calls
+    `step(page, ...)` there and returns what it returns, or raises what it raised; on a
+    failure it saves a screenshot to test-output/admin-failure.png first.
+    """
+
+    def __init__(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright")
+        self._playwright: Any = None
+        self._browser: Browser | None = None
+        self._page: Page | None = None
+
+    def _call(self, function: Callable[..., T], *args: Any) -> T:
+        return self._worker.submit(function, *args).result()
+
+    def start(self) -> None:
+        def launch() -> None:
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+
+        self._call(launch)
+
+    def stop(self) -> None:
+        def close() -> None:
+            if self._browser is not None:
+                self._browser.close()
+            if self._playwright is not None:
+                self._playwright.stop()
+
+        try:
+            self._call(close)
+        finally:
+            self._worker.shutdown()
+
+    def open_page(self, base_url: str) -> None:
+        def open_() -> None:
+            assert self._browser is not None
+            context = self._browser.new_context(
+                base_url=base_url, locale="ru-RU", viewport={"width": 1600, "height": 900}
+            )
+            self._page = context.new_page()
+            self._page.set_default_timeout(10_000)
+
+        self._call(open_)
+
+    def close_page(self) -> None:
+        def close() -> None:
+            if self._page is not None:
+                self._page.context.close()
+                self._page = None
+
+        self._call(close)
+
+    def run(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            assert self._page is not None
+            try:
+                return step(self._page, *args, **kwargs)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the step's error is what matters
+                    OUTPUT.mkdir(exist_ok=True)
+                    self._page.screenshot(path=FAILURE_SCREENSHOT, full_page=True)
+                raise
+
+        return self._call(call)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[BrowserThread]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)",
+            pytrace=False,
+        )
+    browser = BrowserThread()
+    try:
+        browser.start()
+        yield browser
+    finally:
+        browser.stop()
+
+
+@pytest.fixture
+def admin(transactional_db) -> User:
+    return User.objects.create_superuser(ADMIN_NAME, "admin@example.com", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def people(transactional_db) -> dict[str, TelegramUser]:
+    ivan = TelegramUser.objects.create(
+        telegram_id=IVAN, username="ivan_petrov", first_name="Иван", last_name="Петров"
+    )
+    balance_adjust(user=ivan, amount=Decimal("250.00"), reason="начальный баланс")
+    masha = TelegramUser.objects.create(
+        telegram_id=MASHA, username="masha", first_name="Мария", last_name="Смирнова"
+    )
+    # A name a spreadsheet would run as a formula.
+    mallory = TelegramUser.objects.create(
+        telegram_id=MALLORY, first_name='=HYPERLINK("http://evil.example")', last_name="-1"
+    )
+    return {"ivan": ivan, "masha": masha, "mallory": mallory}
+
+
+@pytest.fixture
+def browser(chromium, live_server, admin) -> Iterator[BrowserThread]:
+    """A fresh browser context on the live server, logged in through the login form."""
+    chromium.open_page(live_server.url)
+    try:
+        chromium.run(log_in, ADMIN_NAME, ADMIN_PASSWORD)
+        yield chromium
+    finally:
+        chromium.close_page()
+
+
+# --- steps: run in the browser's thread, never touch the database ----------------------
+
+
+def log_in(page: Page, username: str, password: str) -> None:
+    page.goto("/admin/login/")
+    page.get_by_label("Имя пользователя").fill(username)
+    page.get_by_label("Пароль").fill(password)
+    page.get_by_role("button", name="Войти").click()
+    expect(page).to_have_url(re.compile(r"/admin/$"))
+    expect(page.locator("#user-tools")).to_contain_text(username)
+
+
+def tool_buttons(page: Page) -> None:
+    """The yellow buttons over the users list, and a screenshot of it."""
+    page.goto(USERS_URL)
+    expect(page.locator("#result_list")).to_be_visible()
+    page.mouse.move(0, 0)  # no hover colour
+    for name in TOOL_BUTTONS:
+        button = page.locator(".object-tools").get_by_role("link", name=name, exact=True)
+        expect(button).to_be_visible()
+        expect(button).to_have_class("export-button")
+        expect(button).to_have_css("background-color", YELLOW)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+def result_rows(page: Page) -> list[str]:
+    expect(page.locator("#changelist .paginator")).to_be_visible()  # also with no rows
+    return page.locator("#result_list tbody tr").all_inner_texts()
+
+
+def search(page: Page, term: str) -> list[str]:
+    page.goto(USERS_URL)
+    page.locator("#searchbar").fill(term)
+    page.locator("#searchbar").press("Enter")
+    expect(page).to_have_url(re.compile(r"[?&]q="))
+    return result_rows(page)
+
+
+def filter_by_balance(page: Page, choice: str) -> list[str]:
+    page.goto(USERS_URL)
+    page.locator("#changelist-filter").get_by_role("link", name=choice, exact=True).click()
+    expect(page).to_have_url(re.compile(r"[?&]balance="))
+    return result_rows(page)
+
+
+def download(page: Page, button: str) -> tuple[str, bytes]:
+    """Click a button over the list that downloads a file: its name and bytes."""
+    with page.expect_download() as info:
+        page.locator(".object-tools").get_by_role("link", name=button, exact=True).click()
+    file = info.value
+    return file.suggested_filename, Path(file.path()).read_bytes()
+
+
+def logs_page(page: Page) -> str:
+    """«Логи» over the list: the heading of the page it opens."""
+    page.goto(USERS_URL)
+    page.locator(".object-tools").get_by_role("link", name="Логи", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/telegramuser/logs/$"))
+    return page.locator("#content h1").inner_text()
+
+
+def block_with_action(page: Page, telegram_id: int) -> str:
+    """Tick one user on the list and run the bulk block action: the message."""
+    page.goto(USERS_URL)
+    row = page.locator("#result_list tbody tr", has_text=str(telegram_id))
+    row.locator("input.action-select").check()
+    page.locator("select[name=action]").select_option(label="Заблокировать выбранных пользователей")
+    page.get_by_role("button", name="Выполнить").click()
+    return page.locator("ul.messagelist").inner_text()
+
+
+def adjust_balance(
+    page: Page, pk: int, *, reason: str, amount: str = "", set_to: str = ""
+) -> tuple[str, list[str]]:
+    """«Изменить баланс» from the user's page: the message and the ledger inline's rows."""
+    page.goto(f"{USERS_URL}{pk}/change/")
+    page.locator(".object-tools").get_by_role("link", name="Изменить баланс").click()
+    expect(page).to_have_url(re.compile(rf"/telegramuser/{pk}/adjust/$"))
+    if amount:
+        page.get_by_label("Изменить на").fill(amount)
+    if set_to:
+        page.get_by_label("Или установить баланс").fill(set_to)
+    page.get_by_label("Причина").fill(reason)
+    page.get_by_role("button", name="Сохранить").click()
+    expect(page).to_have_url(re.compile(rf"/telegramuser/{pk}/change/$"))
+    message = page.locator("ul.messagelist").inner_text()
+    ledger = page.locator(".inline-group", has_text="журнал баланса (последние 50)")
+    expect(ledger).to_be_visible()
+    expect(ledger.locator("input:not([type=hidden]), textarea, select")).to_have_count(0)
+    return message, ledger.locator("tbody tr").all_inner_texts()
+
+
+def toggle_block(page: Page, pk: int, button: str) -> str:
+    """The «Заблокировать»/«Разблокировать» button on the user's page: the button after."""
+    page.goto(f"{USERS_URL}{pk}/change/")
+    page.locator(".object-tools").get_by_role("button", name=button, exact=True).click()
+    expect(page.locator("ul.messagelist")).to_be_visible()
+    return page.locator(".object-tools form.block-toggle button").inner_text()
+
+
+# --- helpers of the test's thread -------------------------------------------------------
+
+
+def csv_rows(data: bytes) -> list[list[str]]:
+    assert data.startswith(b"\xef\xbb\xbf"), "the CSV must start with a UTF-8 BOM (for Excel)"
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def xlsx_rows(data: bytes) -> list[tuple]:
+    sheet = load_workbook(io.BytesIO(data), read_only=True).active
+    return [tuple(row) for row in sheet.iter_rows(values_only=True)]
+
+
+def reload(user: TelegramUser) -> TelegramUser:
+    return TelegramUser.objects.get(pk=user.pk)
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_users_list_search_and_exports(browser: BrowserThread, people) -> None:
+    browser.run(tool_buttons)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+    # Search by the start of a username, then export: the export is of the same users.
+    rows = browser.run(search, "ivan_p")
+    assert len(rows) == 1
+    assert str(IVAN) in rows[0]
+    assert "Иван" in rows[0]
+    assert "Петров" in rows[0]
+    assert "250,00" in rows[0]
+
+    name, data = browser.run(download, "Выгрузить CSV")
+    assert re.fullmatch(r"users-\d{4}-\d\d-\d\d-\d{4}\.csv", name)
+    header, *lines = csv_rows(data)
+    assert header == CSV_HEADER
+    assert [line[:6] for line in lines] == [
+        [str(IVAN), "ivan_petrov", "Иван", "Петров", "250.00", "0"]
+    ]
+
+    name, data = browser.run(download, "Выгрузить Excel")
+    assert name.endswith(".xlsx")
+    header, *lines = xlsx_rows(data)
+    assert list(header) == CSV_HEADER
+    assert [line[:6] for line in lines] == [(IVAN, "ivan_petrov", "Иван", "Петров", 250, False)]
+
+    # Digits are a whole Telegram id.
+    rows = browser.run(search, str(MASHA))
+    assert len(rows) == 1
+    assert "masha" in rows[0]
+    assert browser.run(search, str(MASHA)[:-1]) == []
+
+    # The balance filter, and its export: formula-like names are neutralised.
+    rows = browser.run(filter_by_balance, "ноль")
+    assert len(rows) == 2
+    assert not any(str(IVAN) in row for row in rows)
+    _, data = browser.run(download, "Выгрузить CSV")
+    header, *lines = csv_rows(data)
+    assert [line[:6] for line in lines] == [
+        [str(MASHA), "masha", "Мария", "Смирнова", "0.00", "0"],
+        [str(MALLORY), "", '\'=HYPERLINK("http://evil.example")', "'-1", "0.00", "0"],
+    ]
+
+    assert browser.run(logs_page) == "Логи"
+
+
+def test_block_and_adjust_balance(browser: BrowserThread, people, admin) -> None:
+    ivan, masha = people["ivan"], people["masha"]
+
+    message = browser.run(block_with_action, MASHA)
+    assert re.search(r"(?i)заблокировано.*\b1\b", message), message
+    assert reload(masha).is_blocked is True
+    assert reload(ivan).is_blocked is False
+
+    # A signed amount.
+    message, ledger = browser.run(adjust_balance, ivan.pk, amount="150", reason="компенсация")
+    assert "Баланс изменён на +150.00, теперь 400.00." in message
+    assert "компенсация" in ledger[0]  # newest first
+    assert "150,00" in ledger[0]
+    assert ADMIN_NAME in ledger[0]
+    assert reload(ivan).balance == Decimal("400.00")
+    entry = LedgerEntry.objects.filter(user=ivan).latest("pk")
+    assert entry.kind == LedgerEntry.Kind.ADJUSTMENT
+    assert entry.amount == Decimal("150.00")
+    assert entry.balance_after == Decimal("400.00")
+    assert entry.reason == "компенсация"
+    assert entry.admin == admin
+
+    # A decimal comma, as Russian speakers type it.
+    message, _ = browser.run(adjust_balance, ivan.pk, amount="-50,5", reason="округление")
+    assert "Баланс изменён на -50.50, теперь 349.50." in message
+    assert reload(ivan).balance == Decimal("349.50")
+
+    # The balance to set.
+    message, ledger = browser.run(adjust_balance, ivan.pk, set_to="1000", reason="сверка")
+    assert "Баланс изменён на +650.50, теперь 1000.00." in message
+    assert "сверка" in ledger[0]
+    assert reload(ivan).balance == Decimal("1000.00")
+    entry = LedgerEntry.objects.filter(user=ivan).latest("pk")
+    assert (entry.amount, entry.balance_after, entry.admin) == (
+        Decimal("650.50"),
+        Decimal("1000.00"),
+        admin,
+    )
+
+    # The block button on the user's page, and back.
+    assert browser.run(toggle_block, ivan.pk, "Заблокировать") == "Разблокировать"
+    assert reload(ivan).is_blocked is True
+    assert browser.run(toggle_block, ivan.pk, "Разблокировать") == "Заблокировать"
+    assert reload(ivan).is_blocked is False
