@@ -31,8 +31,8 @@ class TelegramUser(models.Model):
             ("export_users", _("Can export users")),
             ("download_logs", _("Can download logs")),
         ]
+        # The search's indexes are expressions, made on PostgreSQL by migration 0004.
         indexes = [
-            models.Index(fields=["username"], name="telegram_user_username"),
             models.Index(fields=["created_at"], name="telegram_user_created"),
             models.Index(fields=["last_seen_at"], name="telegram_user_last_seen"),
         ]
