@@ -18,12 +18,14 @@ from backend.bot import keyboards, notify, texts
 from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, topup
 from backend.bot.middlewares import UserMiddleware
+from backend.bot.session import TelegramRequestPolicy
 from backend.payments.poller import run_poller
 from backend.payments.providers.base import PaymentProvider
 
 
 def build_bot(*, token: str, api_server: str) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_server))
+    session.middleware(TelegramRequestPolicy())
     return Bot(
         token,
         session=session,

@@ -14,18 +14,20 @@ from aiogram.exceptions import (
     ClientDecodeError,
     TelegramForbiddenError,
     TelegramNetworkError,
-    TelegramRetryAfter,
     TelegramServerError,
 )
 from aiogram.types import InlineKeyboardMarkup, Message
 from loguru import logger
 
 from backend.bot import keyboards, texts
+from backend.common.db import db_async
 from backend.logging import redact
 from backend.payments.models import Bill
 from backend.payments.services import BillTransition
+from backend.users.services import user_mark_bot_blocked
 
 ATTEMPTS = 5
+_mark_bot_blocked = db_async(user_mark_bot_blocked)
 QUIET_STATUSES = (Bill.Status.NEW, Bill.Status.WAITING, Bill.Status.FAILED)
 
 
@@ -34,15 +36,11 @@ async def send(
 ) -> Message | None:
     delay = 1.0
     for attempt in range(1, ATTEMPTS + 1):
-        try:
+        try:  # a 429 is waited out below us, in backend.bot.session
             return await bot.send_message(chat_id, text, reply_markup=reply_markup)
-        except TelegramRetryAfter as e:
-            logger.warning(
-                "Telegram asks to wait {} s before writing to {}", e.retry_after, chat_id
-            )
-            await asyncio.sleep(e.retry_after)
         except TelegramForbiddenError:
             logger.warning("user {} has blocked the bot: message not delivered", chat_id)
+            await _mark_bot_blocked(telegram_id=chat_id)
             return None
         except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
             if attempt == ATTEMPTS:

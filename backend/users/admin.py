@@ -108,6 +108,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
         "is_blocked",
         "created_at",
         "last_seen_at",
+        "bot_blocked_at",
     )
     readonly_fields = tuple(f for f in fields if f != "is_blocked")
     inlines = (LedgerInline, BillInline)

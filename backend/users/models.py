@@ -23,6 +23,12 @@ class TelegramUser(models.Model):
     is_blocked = models.BooleanField(_("blocked"), default=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    bot_blocked_at = models.DateTimeField(
+        _("blocked the bot"),
+        null=True,
+        blank=True,
+        help_text=_("when Telegram last refused a message to this user (403)"),
+    )
 
     class Meta:
         verbose_name = _("Telegram user")

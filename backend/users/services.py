@@ -24,9 +24,17 @@ def user_upsert(
             "last_name": last_name or "",
             "language_code": language_code or "",
             "last_seen_at": timezone.now(),
+            "bot_blocked_at": None,  # whoever writes to the bot can hear it again
         },
     )
     return user
+
+
+def user_mark_bot_blocked(*, telegram_id: int) -> None:
+    """Telegram refused a message (403): the user blocked the bot or left Telegram."""
+    TelegramUser.objects.filter(telegram_id=telegram_id, bot_blocked_at=None).update(
+        bot_blocked_at=timezone.now()
+    )
 
 
 def _user_set_blocked(
