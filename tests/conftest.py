@@ -54,6 +54,9 @@ def config() -> BotConfig:
         # The poller runs once at start, then waits: the check button is tested alone.
         # Poller tests start the bot with a short interval (`make_bot`).
         poll_interval=3600,
+        # The tests click faster than people; test_flood.py starts the bot with the defaults.
+        flood_rate=1000.0,
+        flood_burst=1000,
     )
 
 

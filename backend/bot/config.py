@@ -17,6 +17,9 @@ class BotConfig:
     max_amount: Decimal
     bill_lifetime: timedelta
     poll_interval: float
+    max_open_bills: int = 3
+    flood_rate: float = 2.0  # updates a second one user may send on average
+    flood_burst: int = 10  # ... and at once
 
     @classmethod
     def from_settings(cls) -> BotConfig:
@@ -27,4 +30,5 @@ class BotConfig:
             max_amount=settings.MAX_AMOUNT,
             bill_lifetime=timedelta(seconds=settings.BILL_LIFETIME_SECONDS),
             poll_interval=float(settings.BILL_POLL_INTERVAL_SECONDS),
+            max_open_bills=getattr(settings, "MAX_OPEN_BILLS", 3),
         )

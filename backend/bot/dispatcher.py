@@ -17,7 +17,7 @@ from loguru import logger
 from backend.bot import keyboards, notify, texts
 from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, topup
-from backend.bot.middlewares import UserMiddleware
+from backend.bot.middlewares import FloodGuard, UserMiddleware
 from backend.bot.session import TelegramRequestPolicy
 from backend.payments.poller import run_poller
 from backend.payments.providers.base import PaymentProvider
@@ -37,6 +37,7 @@ def build_dispatcher(
     *, provider: PaymentProvider, config: BotConfig, storage: BaseStorage | None = None
 ) -> Dispatcher:
     dp = Dispatcher(storage=storage or MemoryStorage(), provider=provider, config=config)
+    dp.update.outer_middleware(FloodGuard(rate=config.flood_rate, burst=config.flood_burst))
     dp.update.outer_middleware(UserMiddleware())
     # Order matters: /admin and /start win over the amount prompt; fallbacks go last.
     dp.include_routers(

@@ -67,6 +67,13 @@ def bill_unknown(status: str) -> str:
     return BILL_UNKNOWN.format(status=quote(status))
 
 
+def too_many_open_bills(count: int) -> str:
+    return (
+        f"У вас уже есть неоплаченные счета ({count}). Оплатите их или дождитесь, "
+        "пока они закроются, и попробуйте снова."
+    )
+
+
 def admin_link(url: str) -> str:
     return f"Админ-панель: {quote(url)}"
 

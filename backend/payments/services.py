@@ -97,13 +97,34 @@ def _balance_change(
     )
 
 
+class TooManyOpenBills(Exception):
+    def __init__(self, open_bills: int) -> None:
+        super().__init__(f"{open_bills} open bills")
+        self.open_bills = open_bills
+
+
+@transaction.atomic
 def bill_create(
-    *, user: TelegramUser, amount: Decimal, lifetime: timedelta, currency: str = "RUB"
+    *,
+    user: TelegramUser,
+    amount: Decimal,
+    lifetime: timedelta,
+    currency: str = "RUB",
+    max_open: int | None = None,
 ) -> Bill:
-    """Write a NEW bill before the provider hears of it."""
+    """Write a NEW bill before the provider hears of it.
+
+    With `max_open`, refuse (TooManyOpenBills) when the user already has that many open
+    bills; the user's row is locked meanwhile, so parallel requests cannot pass together.
+    """
     amount = _money(amount)
     if amount <= 0:
         raise BalanceError(_("the bill amount must be above zero"))
+    if max_open is not None:
+        TelegramUser.objects.select_for_update().filter(pk=user.pk).exists()
+        open_bills = Bill.objects.filter(user=user, status__in=Bill.OPEN_STATUSES).count()
+        if open_bills >= max_open:
+            raise TooManyOpenBills(open_bills)
     now = timezone.now()
     return Bill.objects.create(
         id=uuid.uuid4().hex,

@@ -60,7 +60,16 @@ async def confirm(
         with suppress(TelegramBadRequest):
             await callback.message.edit_reply_markup(reply_markup=None)
     chat_id = callback.from_user.id
-    bill = await _bill_create(user=db_user, amount=amount, lifetime=config.bill_lifetime)
+    try:
+        bill = await _bill_create(
+            user=db_user,
+            amount=amount,
+            lifetime=config.bill_lifetime,
+            max_open=config.max_open_bills,
+        )
+    except services.TooManyOpenBills as e:
+        await bot.send_message(chat_id, texts.too_many_open_bills(e.open_bills))
+        return
     try:
         remote = await provider.create_bill(
             bill_id=bill.pk,
