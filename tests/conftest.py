@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -57,6 +58,7 @@ def config() -> BotConfig:
         # The tests click faster than people; test_flood.py starts the bot with the defaults.
         flood_rate=1000.0,
         flood_burst=1000,
+        lock_retry=0.2,
     )
 
 
@@ -67,7 +69,8 @@ class BotProcess:
         self.tg, self.qiwi, self.config = tg, qiwi, config
         self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, polling: bool = True) -> None:
+        """Start; with `polling` wait until it polls (a second bot process waits instead)."""
         provider = QiwiProvider(secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=2)
         self.dp = build_dispatcher(provider=provider, config=self.config)
         bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
@@ -80,14 +83,19 @@ class BotProcess:
                 handle_signals=False,
             )
         )
-        await self.tg.wait_call("getUpdates")
+        if polling:
+            await self.tg.wait_call("getUpdates")
 
     async def stop(self) -> None:
         if self._task is None:
             return
         if not self._task.done():
-            await self.dp.stop_polling()
-        await asyncio.wait_for(self._task, timeout=10)
+            try:
+                await self.dp.stop_polling()
+            except RuntimeError:  # not polling yet: waiting for the lock or for Telegram
+                self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self._task, timeout=10)
         self._task = None
 
 
@@ -96,9 +104,9 @@ async def make_bot(transactional_db, tg, qiwi, config):
     """Starts the bot with some settings changed: `await make_bot(poll_interval=0.2)`."""
     started: list[BotProcess] = []
 
-    async def make(**changes) -> BotProcess:
+    async def make(*, polling: bool = True, **changes) -> BotProcess:
         process = BotProcess(tg, qiwi, dataclasses.replace(config, **changes))
-        await process.start()
+        await process.start(polling=polling)
         started.append(process)
         return process
 

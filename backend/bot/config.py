@@ -20,6 +20,7 @@ class BotConfig:
     max_open_bills: int = 3
     flood_rate: float = 2.0  # updates a second one user may send on average
     flood_burst: int = 10  # ... and at once
+    lock_retry: float = 5.0  # seconds between looks at the single-instance lock
 
     @classmethod
     def from_settings(cls) -> BotConfig:

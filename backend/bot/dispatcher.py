@@ -17,6 +17,7 @@ from loguru import logger
 from backend.bot import keyboards, notify, texts
 from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, topup
+from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.middlewares import FloodGuard, UserMiddleware
 from backend.bot.session import TelegramRequestPolicy
 from backend.payments.poller import run_poller
@@ -94,6 +95,34 @@ async def wait_for_telegram(bot: Bot, max_delay: float = 30.0) -> None:
         return
 
 
+async def take_instance_lock(lock: InstanceLock, retry: float) -> None:
+    """Wait until no other bot process polls this token on this database."""
+    said = False
+    while not await lock.acquire():
+        if not said:
+            logger.warning(
+                "another bot process is running for this bot on this database; "
+                "waiting for it to stop (checking every {} s)",
+                retry,
+            )
+            said = True
+        await asyncio.sleep(retry)
+    if said:
+        logger.info("the other bot process has stopped: taking over")
+
+
+async def keep_instance_lock(lock: InstanceLock, dp: Dispatcher, every: float) -> None:
+    """A lock lost with its database session is taken again; if another process got it
+    meanwhile, this one stops polling."""
+    while True:
+        await asyncio.sleep(every)
+        if await lock.held() or await lock.acquire():
+            continue
+        logger.error("another bot process took over the lock: this one stops polling")
+        await dp.stop_polling()
+        return
+
+
 async def run_bot(
     *,
     bot: Bot,
@@ -102,20 +131,29 @@ async def run_bot(
     dispatcher: Dispatcher | None = None,
     handle_signals: bool = True,
 ) -> None:
-    """Long-poll Telegram and check open bills until stopped; then close everything."""
+    """Long-poll Telegram and check open bills until stopped; then close everything.
+
+    Only one process polls a bot token on one database: a second one waits here.
+    """
     dp = dispatcher or build_dispatcher(provider=provider, config=config)
+    lock = instance_lock(bot.id)
     try:
+        await take_instance_lock(lock, config.lock_retry)
         await wait_for_telegram(bot)
     except BaseException:
+        await lock.release()
         await bot.session.close()
         await provider.close()
         raise
-    poller = asyncio.create_task(
-        run_poller(
-            provider=provider, notify=notify.BillNotifier(bot), interval=config.poll_interval
+    background = [
+        asyncio.create_task(
+            run_poller(
+                provider=provider, notify=notify.BillNotifier(bot), interval=config.poll_interval
+            ),
+            name="bill-poller",
         ),
-        name="bill-poller",
-    )
+        asyncio.create_task(keep_instance_lock(lock, dp, config.lock_retry), name="lock"),
+    ]
     try:
         await dp.start_polling(
             bot,
@@ -124,8 +162,11 @@ async def run_bot(
             allowed_updates=dp.resolve_used_update_types(),
         )
     finally:
-        poller.cancel()
-        with suppress(asyncio.CancelledError):
-            await poller
+        for task in background:
+            task.cancel()
+        for task in background:
+            with suppress(asyncio.CancelledError):
+                await task
+        await lock.release()
         await provider.close()
         logger.info("bot stopped")
