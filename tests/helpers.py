@@ -1,6 +1,9 @@
 """Shared steps of the end-to-end tests."""
 
 import asyncio
+import os
+import sys
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 
@@ -67,3 +70,44 @@ async def eventually(check, timeout: float = 5.0):
             raise AssertionError(f"{check.__name__} still false after {timeout}s")
         await asyncio.sleep(0.05)
     return result
+
+
+# --- the bot as a real process -------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+# Production-shaped: DEBUG off needs a real-looking secret key.
+TEST_SECRET_KEY = "test-only-5cT9xQ2mLw8vRz4kPj7nYb3hFd6gAs1eUo0iKq9tWc2rXv5"
+
+
+def process_env(tg, qiwi, folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `runbot.py` process against the fakes, its data in `folder`."""
+    from tests.conftest import QIWI_KEY, TOKEN
+
+    return {
+        **os.environ,
+        "DEBUG": "false",
+        "BACKEND_SECRET_KEY": TEST_SECRET_KEY,
+        "DATABASE_URL": f"sqlite:///{folder}/bot.sqlite3",
+        "TELEGRAM_API_TOKEN": TOKEN,
+        "TELEGRAM_API_SERVER": tg.base_url,
+        "QIWI_SECRET_KEY": QIWI_KEY,
+        "QIWI_API_URL": qiwi.base_url,
+        "BILL_POLL_INTERVAL_SECONDS": "1",
+        "LOG_DIR": str(folder / "logs"),
+        **extra,
+    }
+
+
+async def manage(*args: str, env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await proc.wait() == 0, args
+
+
+async def start_runbot(env: dict[str, str], folder: Path, console) -> asyncio.subprocess.Process:
+    """`python runbot.py` with its working directory in `folder` (where a library would
+    drop crash files) and its stderr into the open file `console`."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "runbot.py"), cwd=folder, env=env, stderr=console
+    )

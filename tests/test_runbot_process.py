@@ -2,42 +2,19 @@
 against the fake servers, a clean stop on SIGTERM, and no secret in any file it wrote."""
 
 import asyncio
-import os
 import signal
 import sys
-from pathlib import Path
 
 from tests.conftest import QIWI_KEY, TOKEN
-from tests.helpers import button, open_bill
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-async def run(*args: str, env: dict) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
-    assert await proc.wait() == 0
+from tests.helpers import ROOT, button, manage, open_bill, process_env, start_runbot
 
 
 async def test_runbot_tops_up_and_stops_cleanly_on_sigterm(tg, qiwi, tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.sqlite3",
-        "TELEGRAM_API_TOKEN": TOKEN,
-        "TELEGRAM_API_SERVER": tg.base_url,
-        "QIWI_SECRET_KEY": QIWI_KEY,
-        "QIWI_API_URL": qiwi.base_url,
-        "BILL_POLL_INTERVAL_SECONDS": "1",
-        "LOG_DIR": str(tmp_path / "logs"),
-        "LOG_LEVEL": "DEBUG",
-    }
-    await run("manage.py", "migrate", "--noinput", env=env)
+    env = process_env(tg, qiwi, tmp_path, LOG_LEVEL="DEBUG")
+    await manage("migrate", "--noinput", env=env)
     console = tmp_path / "console.txt"  # a file, not a pipe nobody reads while it runs
     with console.open("wb") as stderr_file:
-        bot = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "runbot.py"), cwd=tmp_path, env=env, stderr=stderr_file
-        )
+        bot = await start_runbot(env, tmp_path, stderr_file)
     try:
         await tg.wait_call("getUpdates", timeout=60)  # importing aiogram takes seconds
         user = tg.user(5001)
