@@ -185,3 +185,31 @@ async def test_a_bill_left_new_by_a_crash_is_recovered_or_failed_quietly(make_bo
     qiwi.set_status(at_qiwi.pk, "PAID")
     note = await tg.wait_call("sendMessage")
     assert note.params["chat_id"] == 2011 and "Платёж прошёл успешно" in note.params["text"]
+
+
+async def test_paid_with_another_amount_is_not_credited(make_bot, tg, qiwi, log_dir):
+    await paid_while_stopped(make_bot, tg, qiwi, {2013: "500"})
+    [bill] = await db_bills(2013)
+    qiwi.set_amount(bill.pk, "5.00")  # someone paid 5 ₽ for a 500 ₽ bill
+    await make_bot(**FAST)
+
+    async def refused():
+        return "reported PAID with 5.00 RUB" in (log_dir / "bot.log").read_text("utf-8")
+
+    await eventually(refused)
+    [bill] = await db_bills(2013)
+    assert bill.status == Bill.Status.WAITING and "PAID with 5.00 RUB" in bill.error
+    assert (await db_user(2013)).balance == 0
+    await tg.assert_no_call("sendMessage", within=0.3)
+
+
+async def test_a_failed_reject_is_tried_again_next_round(make_bot, tg, qiwi):
+    process = await make_bot(bill_lifetime=timedelta(0))
+    await open_bill(tg, tg.user(2014), "50")
+    await process.stop()
+    qiwi.fail_next("POST", status=500)
+    await make_bot(**FAST)
+    note = await tg.wait_call("sendMessage", timeout=5)
+    assert note.params["text"] == texts.BILL_EXPIRED
+    assert [r.failed for r in qiwi.requests if r.method == "POST"] == [True, False]
+    assert (await db_bills(2014))[0].status == Bill.Status.EXPIRED
