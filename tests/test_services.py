@@ -756,3 +756,18 @@ def test_amount_parse_accepts(text, expected):
 )
 def test_amount_parse_rejects(text):
     assert amount_parse(text, minimum=MIN, maximum=MAX) is None
+
+
+@pytest.mark.django_db
+def test_user_upsert_stores_names_every_database_accepts():
+    from backend.users.services import user_upsert
+
+    user = user_upsert(
+        telegram_id=424242,
+        username="nul\x00user",
+        first_name="Ив\x00ан\ud800",
+        last_name=None,
+        language_code="ru",
+    )
+    user.refresh_from_db()
+    assert (user.username, user.first_name, user.last_name) == ("nuluser", "Иван?", "")

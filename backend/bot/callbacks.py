@@ -1,4 +1,11 @@
+"""Callback data of the inline buttons. Anyone can send any callback data, so each
+factory accepts only what the bot itself packs: anything else matches no handler and
+gets the fallback's empty answer."""
+
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field, field_validator
 
 
 class TopUp(CallbackData, prefix="topup"):
@@ -14,6 +21,14 @@ class Confirm(CallbackData, prefix="confirm"):
 
     amount: int
 
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _plain_digits(cls, value: object) -> object:
+        # pydantic alone would take «1_000», «+5» or «5.0» from a forged button.
+        if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 10):
+            raise ValueError("not an amount the bot packs")
+        return value
+
 
 class CheckBill(CallbackData, prefix="check"):
-    bill_id: str
+    bill_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # services.bill_create's ids

@@ -7,6 +7,13 @@ from loguru import logger
 from backend.users.models import TelegramUser
 
 
+def _storable(text: str | None) -> str:
+    """What every database stores: no NUL (PostgreSQL refuses it), no lone surrogate."""
+    if not text:
+        return ""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def user_upsert(
     *,
     telegram_id: int,
@@ -19,10 +26,10 @@ def user_upsert(
     user, _ = TelegramUser.objects.update_or_create(
         telegram_id=telegram_id,
         defaults={
-            "username": username or "",
-            "first_name": first_name or "",
-            "last_name": last_name or "",
-            "language_code": language_code or "",
+            "username": _storable(username),
+            "first_name": _storable(first_name),
+            "last_name": _storable(last_name),
+            "language_code": _storable(language_code),
             "last_seen_at": timezone.now(),
             "bot_blocked_at": None,  # whoever writes to the bot can hear it again
         },
