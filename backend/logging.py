@@ -10,6 +10,7 @@ the token held by aiogram's Bot and pyqiwip2p's client.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import traceback
@@ -91,12 +92,20 @@ def setup(config: dict[str, Any] | None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def log_files() -> list[Path]:
-    """The files in LOG_DIR (the current log and the rotated ones), newest first."""
+def log_files() -> list[tuple[str, os.stat_result]]:
+    """Names and stats of the files in LOG_DIR (the current log and the rotated ones),
+    newest first. Links are left out; a file rotated away meanwhile is skipped."""
     from django.conf import settings
 
-    folder = Path(settings.LOG_DIR)
-    if not folder.is_dir():
+    found = []
+    try:
+        entries = list(os.scandir(settings.LOG_DIR))
+    except FileNotFoundError:
         return []
-    files = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
-    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                found.append((entry.name, entry.stat(follow_symlinks=False)))
+        except FileNotFoundError:
+            continue
+    return sorted(found, key=lambda item: item[1].st_mtime, reverse=True)

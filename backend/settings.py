@@ -5,6 +5,7 @@ real environment win over it. `.env.example` lists every variable.
 """
 
 import os
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -17,7 +18,8 @@ load_dotenv(BASE_DIR / ".env", override=False)
 
 
 def env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    """The variable, or `default` when it is unset or empty (as in a copied .env.example)."""
+    return os.environ.get(name, "").strip() or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -82,7 +84,7 @@ def database_config() -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         # A file (threads of the bot share it), one per test run.
-        db["TEST"] = {"NAME": BASE_DIR / f".test-db-{os.getpid()}.sqlite3"}
+        db["TEST"] = {"NAME": Path(tempfile.gettempdir()) / f"topup-test-{os.getpid()}.sqlite3"}
     # A long-running bot has no request cycle: reuse a connection for a while, but
     # check it before use, so a restarted database server does not break the bot.
     db["CONN_MAX_AGE"] = 60
@@ -90,10 +92,53 @@ def database_config() -> dict:
     return db
 
 
-SECRET_KEY = env("BACKEND_SECRET_KEY") or "insecure-dev-key-set-BACKEND_SECRET_KEY"
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`X-Forwarded-Proto,https` (or Django's `HTTP_X_FORWARDED_PROTO,https`) → the tuple
+    of SECURE_PROXY_SSL_HEADER; empty → None."""
+    value = env(name)
+    if not value:
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header or not expected:
+        raise ImproperlyConfigured(
+            f"{name} must be 'Header-Name,value', e.g. X-Forwarded-Proto,https"
+        )
+    header = header.upper().replace("-", "_")
+    return (header if header.startswith("HTTP_") else f"HTTP_{header}", expected)
+
+
+# --- Django and HTTPS ----------------------------------------------------------------
+# The fallback key is for development and the tests only: with DEBUG off, the system
+# check in backend/checks.py refuses to start with it (runserver, runbot, migrate).
+DEV_SECRET_KEY = "insecure-dev-key-set-BACKEND_SECRET_KEY"
+SECRET_KEY = env("BACKEND_SECRET_KEY") or DEV_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# With DEBUG off the admin is taken to be served over HTTPS: its cookies are secure.
+# SECURE_COOKIES=false is for a plain-HTTP run (scripts/run.sh sets it for its local admin).
+SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+# Behind a proxy that terminates TLS: the header it sets (overwriting a client's own) and
+# the value that means HTTPS. Without it Django cannot tell HTTPS requests from HTTP ones.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+# Redirecting to HTTPS here needs the header above: without it every request looks like
+# HTTP and the redirect would loop behind the proxy, so then the proxy has to redirect.
+SECURE_SSL_REDIRECT = env_bool(
+    "SECURE_SSL_REDIRECT", SECURE_COOKIES and bool(SECURE_PROXY_SSL_HEADER)
+)
+# HSTS is sent on HTTPS responses only. includeSubDomains reaches only the browsers of
+# the admins; preload is a decision per domain (hstspreload.org): off, reminder silenced.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SECURE_COOKIES else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = env("SECURE_REFERRER_POLICY") or "same-origin"  # empty: the default
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -170,6 +215,7 @@ BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
 MIN_AMOUNT = Decimal(env_int("MIN_AMOUNT", 1))
 MAX_AMOUNT = Decimal(env_int("MAX_AMOUNT", 100000))
+MAX_OPEN_BILLS = env_int("MAX_OPEN_BILLS", 3)  # unpaid bills one user may have at once
 
 # --- logging (loguru; see backend/logging.py) ----------------------------------------
 LOG_DIR = Path(env("LOG_DIR") or BASE_DIR / "logs")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from backend.payments import services
 from backend.users.models import TelegramUser
 from tests.fakes import make_secret_key
+from tests.helpers import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "telegram_id,username,first_name,last_name,balance,is_blocked,created_at,last_seen_at"
@@ -182,6 +183,7 @@ def test_unknown_id_exits_with_status_1(tmp_path):
     """The real command line: Django turns the CommandError into exit status 1."""
     env = {
         **os.environ,
+        "BACKEND_SECRET_KEY": TEST_SECRET_KEY,
         "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
         "LOG_DIR": str(tmp_path / "logs"),
         "PYTHONIOENCODING": "utf-8",
@@ -235,6 +237,7 @@ def runbot(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
         tmp = tmp_path_factory.mktemp(name)
         env = {
             **os.environ,
+            "BACKEND_SECRET_KEY": TEST_SECRET_KEY,
             **settings,
             # Never the developer's database or log folder, and never a real server.
             "DATABASE_URL": f"sqlite:///{tmp}/bot.sqlite3",

@@ -31,5 +31,5 @@ class BotConfig:
             max_amount=settings.MAX_AMOUNT,
             bill_lifetime=timedelta(seconds=settings.BILL_LIFETIME_SECONDS),
             poll_interval=float(settings.BILL_POLL_INTERVAL_SECONDS),
-            max_open_bills=getattr(settings, "MAX_OPEN_BILLS", 3),
+            max_open_bills=settings.MAX_OPEN_BILLS,
         )

@@ -1,5 +1,8 @@
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
@@ -280,11 +283,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "files": [
                 {
-                    "name": log.name,
-                    "size": (stat := log.stat()).st_size,
+                    "name": name,
+                    "size": stat.st_size,
                     "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
                 }
-                for log in log_files()
+                for name, stat in log_files()
             ],
         }
         return TemplateResponse(request, "admin/users/telegramuser/logs.html", context)
@@ -292,8 +295,12 @@ class TelegramUserAdmin(admin.ModelAdmin):
     def log_file_view(self, request: HttpRequest, file_name: str) -> HttpResponse:
         self._require(request, LOGS_PERMISSION)
         # Only a name from the folder's own listing: never a path taken from the request.
-        files = {log.name: log for log in log_files()}
+        files = {name: Path(settings.LOG_DIR) / name for name, _ in log_files()}
         if file_name not in files:
             raise Http404(_("No such log file"))
+        try:  # O_NOFOLLOW: a file swapped for a link since the listing is not followed
+            handle = os.fdopen(os.open(files[file_name], os.O_RDONLY | os.O_NOFOLLOW), "rb")
+        except OSError:  # rotated away, or turned into a link, meanwhile
+            raise Http404(_("No such log file")) from None
         logger.info("log {} downloaded by {}", file_name, request.user.get_username())
-        return FileResponse(files[file_name].open("rb"), as_attachment=True, filename=file_name)
+        return FileResponse(handle, as_attachment=True, filename=file_name)
