@@ -65,13 +65,18 @@ def config() -> BotConfig:
 class BotProcess:
     """The bot as `runbot` runs it (real aiogram, real pyqiwip2p), in this event loop."""
 
-    def __init__(self, tg: FakeTelegram, qiwi: FakeQiwi, config: BotConfig) -> None:
+    def __init__(
+        self, tg: FakeTelegram, qiwi: FakeQiwi, config: BotConfig, qiwi_timeout: float = 2
+    ) -> None:
         self.tg, self.qiwi, self.config = tg, qiwi, config
+        self.qiwi_timeout = qiwi_timeout
         self._task: asyncio.Task | None = None
 
     async def start(self, *, polling: bool = True) -> None:
         """Start; with `polling` wait until it polls (a second bot process waits instead)."""
-        provider = QiwiProvider(secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=2)
+        provider = QiwiProvider(
+            secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=self.qiwi_timeout
+        )
         self.dp = build_dispatcher(provider=provider, config=self.config)
         bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
         self._task = asyncio.create_task(
@@ -104,8 +109,8 @@ async def make_bot(transactional_db, tg, qiwi, config):
     """Starts the bot with some settings changed: `await make_bot(poll_interval=0.2)`."""
     started: list[BotProcess] = []
 
-    async def make(*, polling: bool = True, **changes) -> BotProcess:
-        process = BotProcess(tg, qiwi, dataclasses.replace(config, **changes))
+    async def make(*, polling: bool = True, qiwi_timeout: float = 2, **changes) -> BotProcess:
+        process = BotProcess(tg, qiwi, dataclasses.replace(config, **changes), qiwi_timeout)
         await process.start(polling=polling)
         started.append(process)
         return process

@@ -213,3 +213,14 @@ async def test_a_failed_reject_is_tried_again_next_round(make_bot, tg, qiwi):
     assert note.params["text"] == texts.BILL_EXPIRED
     assert [r.failed for r in qiwi.requests if r.method == "POST"] == [True, False]
     assert (await db_bills(2014))[0].status == Bill.Status.EXPIRED
+
+
+async def test_a_slow_qiwi_answer_does_not_hold_up_the_other_bills(make_bot, tg, qiwi):
+    await paid_while_stopped(make_bot, tg, qiwi, {2015: "15", 2016: "16"})
+    qiwi.fail_next("GET", status=502, delay=4)  # the first bill asked about hangs for 4 s
+    await make_bot(qiwi_timeout=10, **FAST)
+    # Checked one after the other, the second bill would wait the 4 s out.
+    other = await tg.wait_call("sendMessage", timeout=3)
+    assert other.params["chat_id"] == 2016
+    slow = await tg.wait_call("sendMessage", timeout=8)  # retried after its failure
+    assert slow.params["chat_id"] == 2015
