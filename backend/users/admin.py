@@ -83,16 +83,7 @@ class BillInline(ReadOnlyInline):
 
 @admin.register(TelegramUser)
 class TelegramUserAdmin(admin.ModelAdmin):
-    list_display = (
-        "telegram_id",
-        "username",
-        "first_name",
-        "last_name",
-        "balance",
-        "is_blocked",
-        "created_at",
-        "last_seen_at",
-    )
+    list_display = exports.HEADER  # the exports hold the columns the list shows
     list_display_links = ("telegram_id", "username")
     list_filter = ("is_blocked", BalanceFilter)
     search_fields = ("username",)  # the search itself: users_search
