@@ -216,6 +216,8 @@ BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
 MIN_AMOUNT = Decimal(env_int("MIN_AMOUNT", 1))
 MAX_AMOUNT = Decimal(env_int("MAX_AMOUNT", 100000))
 MAX_OPEN_BILLS = env_int("MAX_OPEN_BILLS", 3)  # unpaid bills one user may have at once
+# Expired or rejected bills are still asked about this long: a late payment is credited.
+BILL_LATE_PAYMENT_GRACE_SECONDS = env_int("BILL_LATE_PAYMENT_GRACE_SECONDS", 86400)
 
 # --- logging (loguru; see backend/logging.py) ----------------------------------------
 LOG_DIR = Path(env("LOG_DIR") or BASE_DIR / "logs")

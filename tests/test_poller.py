@@ -224,3 +224,27 @@ async def test_a_slow_qiwi_answer_does_not_hold_up_the_other_bills(make_bot, tg,
     assert other.params["chat_id"] == 2016
     slow = await tg.wait_call("sendMessage", timeout=8)  # retried after its failure
     assert slow.params["chat_id"] == 2015
+
+
+async def test_an_expired_bill_paid_late_is_found_and_credited(make_bot, tg, qiwi):
+    await make_bot(bill_lifetime=timedelta(0), **FAST)
+    await open_bill(tg, tg.user(2017), "75")
+    expired = await tg.wait_call("sendMessage")
+    assert expired.params["text"] == texts.BILL_EXPIRED
+    [bill] = await db_bills(2017)
+    qiwi.set_status(bill.pk, "PAID")  # the payment form was still open in a browser
+    note = await tg.wait_call("sendMessage")
+    assert "Платёж прошёл успешно" in note.params["text"]
+    assert (await db_user(2017)).balance == Decimal("75.00")
+    assert len(await db_ledger(2017)) == 1
+
+
+async def test_closed_bills_are_not_asked_about_after_the_grace_period(make_bot, tg, qiwi):
+    await make_bot(bill_lifetime=timedelta(0), late_payment_grace=timedelta(0), **FAST)
+    await open_bill(tg, tg.user(2018), "85")
+    assert (await tg.wait_call("sendMessage")).params["text"] == texts.BILL_EXPIRED
+    [bill] = await db_bills(2018)
+    asked = len([r for r in qiwi.requests if r.bill_id == bill.pk])
+    qiwi.set_status(bill.pk, "PAID")
+    await tg.assert_no_call("sendMessage", within=1.0)  # five rounds
+    assert len([r for r in qiwi.requests if r.bill_id == bill.pk]) == asked

@@ -324,18 +324,27 @@ class TestBillApplyStatus:
         assert reload(bill).provider_status == "X" * 32
 
     @pytest.mark.parametrize("first", ["REJECTED", "EXPIRED"])
-    def test_paid_after_a_final_status_credits_nothing(self, first):
+    def test_a_late_payment_after_a_closing_status_is_credited_once(self, first):
+        """QIWI closed the bill, then the money came anyway: it is the user's."""
         user = make_user()
         bill = waiting_bill(user)
         services.bill_apply_status(bill_id=bill.pk, status=first)
-        final = reload(bill).status
 
         t = pay(bill)
+        again = pay(bill)
 
-        assert t.changed is False and t.credited is False
-        assert reload(bill).status == final
-        assert reload(bill).provider_status == first
-        assert reload(user).balance == Decimal("0.00")
+        assert t.credited is True and again.credited is False
+        assert reload(bill).status == Bill.Status.PAID
+        assert reload(user).balance == bill.amount
+        assert LedgerEntry.objects.filter(bill=bill).count() == 1
+
+    @pytest.mark.parametrize("later", ["WAITING", "SOMETHING_NEW", "REJECTED"])
+    def test_a_closed_bill_changes_only_for_a_late_payment(self, later):
+        user = make_user()
+        bill = waiting_bill(user)
+        services.bill_apply_status(bill_id=bill.pk, status="EXPIRED")
+        t = services.bill_apply_status(bill_id=bill.pk, status=later)
+        assert t.changed is False and reload(bill).status == Bill.Status.EXPIRED
         assert not LedgerEntry.objects.exists()
 
     @pytest.mark.parametrize("later", ["REJECTED", "EXPIRED", "WAITING", "SOMETHING_NEW"])

@@ -21,6 +21,7 @@ class BotConfig:
     flood_rate: float = 2.0  # updates a second one user may send on average
     flood_burst: int = 10  # ... and at once
     lock_retry: float = 5.0  # seconds between looks at the single-instance lock
+    late_payment_grace: timedelta = timedelta(days=1)  # closed bills still asked about
 
     @classmethod
     def from_settings(cls) -> BotConfig:
@@ -32,4 +33,5 @@ class BotConfig:
             bill_lifetime=timedelta(seconds=settings.BILL_LIFETIME_SECONDS),
             poll_interval=float(settings.BILL_POLL_INTERVAL_SECONDS),
             max_open_bills=settings.MAX_OPEN_BILLS,
+            late_payment_grace=timedelta(seconds=settings.BILL_LATE_PAYMENT_GRACE_SECONDS),
         )

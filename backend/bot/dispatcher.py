@@ -148,7 +148,10 @@ async def run_bot(
     background = [
         asyncio.create_task(
             run_poller(
-                provider=provider, notify=notify.BillNotifier(bot), interval=config.poll_interval
+                provider=provider,
+                notify=notify.BillNotifier(bot),
+                interval=config.poll_interval,
+                late_grace=config.late_payment_grace,
             ),
             name="bill-poller",
         ),

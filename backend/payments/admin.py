@@ -84,7 +84,8 @@ class BillAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Check now at QIWI"), permissions=["view"])
     def check_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        bills = list(queryset.filter(status__in=Bill.OPEN_STATUSES).select_related("user"))
+        checkable = Bill.OPEN_STATUSES + Bill.LATE_PAYABLE
+        bills = list(queryset.filter(status__in=checkable).select_related("user"))
         if not bills:
             self.message_user(request, _("None of the selected bills is open."), messages.WARNING)
             return

@@ -38,6 +38,11 @@ async def bill_check(*, provider: PaymentProvider, bill: Bill) -> services.BillT
     payment is credited.
     """
     now = timezone.now()
+    if bill.status in Bill.LATE_PAYABLE:  # only a late PAID changes these
+        remote = await provider.get_bill(bill_id=bill.pk)
+        if remote.status != "PAID":
+            return services.BillTransition(bill=bill, changed=False)
+        return await _apply_remote(bill, remote)
     if bill.status == Bill.Status.NEW and now - bill.created_at < NEW_BILL_GRACE:
         return services.BillTransition(bill=bill, changed=False)
     try:

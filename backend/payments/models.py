@@ -22,6 +22,10 @@ class Bill(models.Model):
         FAILED = "FAILED", _("creation failed")
 
     OPEN_STATUSES = (Status.NEW, Status.WAITING)
+    # Closed by QIWI's word, yet a payment may still land on them (a payment form left
+    # open in a browser): the poller asks about them for a grace period, and a PAID
+    # that comes later is credited.
+    LATE_PAYABLE = (Status.EXPIRED, Status.REJECTED)
 
     id = models.CharField(_("bill ID"), max_length=64, primary_key=True)
     user = models.ForeignKey(
@@ -44,7 +48,10 @@ class Bill(models.Model):
     class Meta:
         verbose_name = _("bill")
         verbose_name_plural = _("bills")
-        indexes = [models.Index(fields=["status", "created_at"], name="bill_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="bill_status_created"),
+            models.Index(fields=["status", "status_changed_at"], name="bill_status_changed"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="bill_amount_positive")
         ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
+from django.utils import timezone
 from loguru import logger
 
 from backend.common.db import db_async
@@ -17,7 +19,8 @@ from backend.payments.services import BillTransition
 
 Notify = Callable[[BillTransition], Awaitable[None]]
 
-_bills_open = db_async(selectors.bills_open)
+_bills_to_check = db_async(selectors.bills_to_check)
+DEFAULT_LATE_GRACE = timedelta(days=1)
 
 
 async def check_bills(
@@ -51,22 +54,36 @@ async def check_bills(
     return await asyncio.gather(*(one(bill) for bill in bills))
 
 
-async def poll_once(*, provider: PaymentProvider, notify: Notify, concurrency: int = 8) -> int:
-    """Check every open bill once; returns how many were checked."""
-    bills = await _bills_open()
+async def poll_once(
+    *,
+    provider: PaymentProvider,
+    notify: Notify,
+    concurrency: int = 8,
+    late_grace: timedelta = DEFAULT_LATE_GRACE,
+) -> int:
+    """Check every open bill, and every bill closed within `late_grace`, once; returns
+    how many were checked."""
+    bills = await _bills_to_check(late_since=timezone.now() - late_grace)
     await check_bills(bills=bills, provider=provider, notify=notify, concurrency=concurrency)
     return len(bills)
 
 
 async def run_poller(
-    *, provider: PaymentProvider, notify: Notify, interval: float, concurrency: int = 8
+    *,
+    provider: PaymentProvider,
+    notify: Notify,
+    interval: float,
+    concurrency: int = 8,
+    late_grace: timedelta = DEFAULT_LATE_GRACE,
 ) -> None:
     """Poll forever, every `interval` seconds; a failed round (say, the database is
     down) is logged and the next one runs as usual."""
     logger.info("bill poller started: every {} s", interval)
     while True:
         try:
-            checked = await poll_once(provider=provider, notify=notify, concurrency=concurrency)
+            checked = await poll_once(
+                provider=provider, notify=notify, concurrency=concurrency, late_grace=late_grace
+            )
             if checked:
                 logger.debug("poll round: {} open bills checked", checked)
         except Exception:

@@ -1,15 +1,20 @@
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from backend.payments.models import Bill, LedgerEntry
 from backend.users.models import TelegramUser
 
 
-def bills_open() -> list[Bill]:
-    """Bills that still may be paid: the poller checks each of them."""
+def bills_to_check(*, late_since: datetime) -> list[Bill]:
+    """What the poller asks about: the open bills, and the bills closed since
+    `late_since` that a late payment could still land on."""
     return list(
-        Bill.objects.filter(status__in=Bill.OPEN_STATUSES)
+        Bill.objects.filter(
+            Q(status__in=Bill.OPEN_STATUSES)
+            | Q(status__in=Bill.LATE_PAYABLE, status_changed_at__gte=late_since)
+        )
         .select_related("user")
         .order_by("created_at")
     )

@@ -171,7 +171,8 @@ def bill_apply_status(
     answer then means the bill expired, and it is stored as EXPIRED.
     """
     bill = Bill.objects.select_related("user").get(pk=bill_id)
-    if not bill.is_open:
+    late_payment = status == "PAID" and bill.status in Bill.LATE_PAYABLE
+    if not bill.is_open and not late_payment:
         return BillTransition(bill=bill, changed=False)
 
     if status in PROVIDER_OPEN:
@@ -209,8 +210,11 @@ def _bill_move(
         fields["pay_url"] = pay_url
     if new_status == Bill.Status.PAID:
         fields["credited_at"] = now
-    # Only one caller can move a bill out of its open status: the others update 0 rows.
-    won = Bill.objects.filter(pk=bill.pk, status__in=Bill.OPEN_STATUSES).update(**fields)
+    # Only one caller can move a bill out of its status: the others update 0 rows.
+    movable = Bill.OPEN_STATUSES
+    if new_status == Bill.Status.PAID:
+        movable += Bill.LATE_PAYABLE  # money that came late is still money
+    won = Bill.objects.filter(pk=bill.pk, status__in=movable).update(**fields)
     if not won:
         bill.refresh_from_db()
         return BillTransition(bill=bill, changed=False)

@@ -15,6 +15,7 @@ from backend.common.db import db_async
 from backend.payments import selectors, services
 from backend.payments.amounts import amount_parse
 from backend.payments.checks import bill_check
+from backend.payments.models import Bill
 from backend.payments.providers.base import PaymentProvider, ProviderError
 from backend.users.models import TelegramUser
 
@@ -103,7 +104,7 @@ async def check(
     if bill is None:
         await callback.answer(texts.BILL_NOT_FOUND)
         return
-    if not bill.is_open:
+    if not bill.is_open and bill.status not in Bill.LATE_PAYABLE:
         text, _ = notify.transition_message(services.BillTransition(bill=bill, changed=False))
         await callback.answer(text)
         return
