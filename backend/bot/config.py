@@ -17,6 +17,7 @@ class BotConfig:
     max_amount: Decimal
     bill_lifetime: timedelta
     poll_interval: float
+    poll_concurrency: int = 8
     max_open_bills: int = 3
     flood_rate: float = 2.0  # updates a second one user may send on average
     flood_burst: int = 10  # ... and at once
@@ -32,6 +33,7 @@ class BotConfig:
             max_amount=settings.MAX_AMOUNT,
             bill_lifetime=timedelta(seconds=settings.BILL_LIFETIME_SECONDS),
             poll_interval=float(settings.BILL_POLL_INTERVAL_SECONDS),
+            poll_concurrency=settings.BILL_POLL_CONCURRENCY,
             max_open_bills=settings.MAX_OPEN_BILLS,
             late_payment_grace=timedelta(seconds=settings.BILL_LATE_PAYMENT_GRACE_SECONDS),
         )

@@ -151,6 +151,7 @@ async def run_bot(
                 provider=provider,
                 notify=notify.BillNotifier(bot),
                 interval=config.poll_interval,
+                concurrency=config.poll_concurrency,
                 late_grace=config.late_payment_grace,
             ),
             name="bill-poller",
