@@ -456,3 +456,20 @@ def test_set_to_can_be_retried_after_the_balance_changed(admin_client, people):
 def test_exports_refuse_filters_the_list_does_not_know(admin_client, people, query):
     assert admin_client.get(CSV_URL, query).status_code == 400
     assert admin_client.get(XLSX_URL, query).status_code == 400
+
+
+def test_user_page_shows_the_users_own_latest_rows_among_many_others(admin_client, people):
+    ivan, evil = people["ivan"], people["evil"]
+    for i in range(60):  # newer rows of someone else
+        services.balance_adjust(user=evil, amount=Decimal(1), reason=f"чужая {i}")
+    services.balance_adjust(user=ivan, amount=Decimal(2), reason="своя последняя")
+    response = admin_client.get(f"{LIST_URL}{ivan.pk}/change/")
+    ledger = response.context["inline_admin_formsets"][0].formset.queryset
+    assert [e.reason for e in ledger] == ["своя последняя", "начальный баланс"]
+    assert "чужая" not in response.content.decode()
+    own = paid_bill(ivan, "3")
+    for _ in range(55):
+        paid_bill(evil, "1")
+    response = admin_client.get(f"{LIST_URL}{ivan.pk}/change/")
+    bills = response.context["inline_admin_formsets"][1].formset.queryset
+    assert [b.pk for b in bills] == [own.pk]

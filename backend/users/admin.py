@@ -63,10 +63,11 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        latest = queryset.order_by("-pk").values("pk")[:INLINE_ROWS]
-        return queryset.filter(pk__in=Subquery(latest))
+    def latest_of(self, queryset: QuerySet, user: TelegramUser) -> QuerySet:
+        """The user's latest rows (the formset filters by user again, and cannot take a
+        sliced queryset: hence the subquery)."""
+        latest = queryset.filter(user=user).order_by("-created_at", "-pk").values("pk")
+        return queryset.filter(pk__in=Subquery(latest[:INLINE_ROWS]))
 
 
 class LedgerInline(ReadOnlyInline):
@@ -115,6 +116,12 @@ class TelegramUserAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return users_search(queryset=queryset, term=search_term), False
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if obj is not None and isinstance(inline, ReadOnlyInline):
+            kwargs["queryset"] = inline.latest_of(kwargs["queryset"], obj)
+        return kwargs
 
     def save_model(self, request, obj: TelegramUser, form, change: bool) -> None:
         """Only the blocked flag is editable here, and it goes through the service:
