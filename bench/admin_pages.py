@@ -126,15 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 users, not 1,000,000")
     parser.add_argument("--runs", type=int, default=5, help="timed requests per page")
-    parser.add_argument("--fresh", action="store_true", help="drop and reseed the database")
-    parser.add_argument("--drop", action="store_true", help="drop the database when done")
+    seed.add_database_arguments(parser)
     args = parser.parse_args()
 
-    name, users = seed.users_db(args.quick)
-    if args.fresh:
-        seed.drop_database(name)
-    seeded = seed.ensure_users(name, users)
-    seed.ensure_superuser(name)
+    name, users, seeded = seed.prepare_users_db(quick=args.quick, fresh=args.fresh)
     targets = pages(name, users)
     machine = seed.machine()
 

@@ -160,15 +160,10 @@ def main() -> None:
         help="which exports to time (all by default)",
     )
     parser.add_argument("--breakdown", action="store_true", help="time the CSV's pieces too")
-    parser.add_argument("--fresh", action="store_true", help="drop and reseed the database")
-    parser.add_argument("--drop", action="store_true", help="drop the database when done")
+    seed.add_database_arguments(parser)
     args = parser.parse_args()
 
-    name, users = seed.users_db(args.quick)
-    if args.fresh:
-        seed.drop_database(name)
-    seeded = seed.ensure_users(name, users)
-    seed.ensure_superuser(name)
+    name, users, seeded = seed.prepare_users_db(quick=args.quick, fresh=args.fresh)
     results: dict = {
         "bench": "export",
         "users": users,

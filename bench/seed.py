@@ -384,3 +384,19 @@ def have_psql() -> bool:
 
 
 LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def add_database_arguments(parser) -> None:
+    """--fresh and --drop, shared by the benchmarks on the users database."""
+    parser.add_argument("--fresh", action="store_true", help="drop and reseed the database")
+    parser.add_argument("--drop", action="store_true", help="drop the database when done")
+
+
+def prepare_users_db(*, quick: bool, fresh: bool) -> tuple[str, int, float]:
+    """The seeded users database with a superuser: (name, users, seconds spent seeding)."""
+    name, users = users_db(quick)
+    if fresh:
+        drop_database(name)
+    seeded = ensure_users(name, users)
+    ensure_superuser(name)
+    return name, users, seeded
