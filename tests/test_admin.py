@@ -14,11 +14,13 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import load_workbook
 
 from backend.payments import services
 from backend.payments.models import Bill, LedgerEntry
+from backend.users import admin as admin_module
 from backend.users.models import TelegramUser
 
 LIST_URL = "/admin/users/telegramuser/"
@@ -473,3 +475,77 @@ def test_user_page_shows_the_users_own_latest_rows_among_many_others(admin_clien
     response = admin_client.get(f"{LIST_URL}{ivan.pk}/change/")
     bills = response.context["inline_admin_formsets"][1].formset.queryset
     assert [b.pk for b in bills] == [own.pk]
+
+
+# --- counting the list ---------------------------------------------------------------
+
+
+@pytest.fixture
+def twelve(db) -> list[TelegramUser]:
+    return [
+        TelegramUser.objects.create(telegram_id=2000 + i, username=f"many{i}", first_name="Иван")
+        for i in range(12)
+    ]
+
+
+@pytest.fixture
+def small_pages(monkeypatch):
+    """Pages of 2 users and a count capped at 5, so that a dozen users are "many"."""
+    monkeypatch.setattr(admin_module.TelegramUserAdmin, "list_per_page", 2)
+    monkeypatch.setattr(admin_module, "COUNT_CAP", 5)
+
+
+def paginator_text(response) -> str:
+    html = response.content.decode()
+    return " ".join(html[html.index('<p class="paginator">') :].split("</p>")[0].split())
+
+
+def test_small_lists_show_the_exact_count(admin_client, people):
+    response = admin_client.get(LIST_URL)
+    assert "3 пользователи Telegram" in paginator_text(response)
+    response = admin_client.get(LIST_URL, {"q": "Ив"})
+    assert "1 результат (" in response.content.decode()
+    assert "1 пользователь Telegram" in paginator_text(response)
+
+
+def test_a_long_filtered_list_counts_up_to_the_cap_and_still_pages(
+    admin_client, twelve, small_pages
+):
+    response = admin_client.get(LIST_URL, {"q": "Иван"})
+    assert listed_ids(response) == [2011, 2010]
+    assert "5+ пользователи Telegram" in paginator_text(response)
+    assert "5+ результатов (" in response.content.decode()  # Django's words, our count
+    assert "Выбрать все пользователи Telegram (5+)" in response.content.decode()
+    assert "Выбраны все 5+" in response.context["selection_note_all"]
+
+    third = admin_client.get(LIST_URL, {"q": "Иван", "p": "3"})
+    assert listed_ids(third) == [2007, 2006]
+    # The cap follows the page asked for: far enough to count all twelve here.
+    assert "12 пользователи Telegram" in paginator_text(third)
+    assert listed_ids(admin_client.get(LIST_URL, {"q": "Иван", "p": "6"})) == [2001, 2000]
+
+
+def test_the_list_never_counts_the_whole_table(admin_client, twelve, small_pages):
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(LIST_URL)
+    assert listed_ids(response) == [2011, 2010]
+    counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert all("LIMIT 6" in sql for sql in counts), counts  # capped, never the table
+    label = {"capped": "5+", "estimate": "≈ "}[response.context["cl"].paginator.count_kind]
+    assert f"{label}" in paginator_text(response)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the planner's estimate is PostgreSQL's (SQLite counts up to the cap)",
+)
+def test_the_unfiltered_list_of_a_big_table_shows_the_estimate(admin_client, twelve, small_pages):
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE users_telegramuser")
+    response = admin_client.get(LIST_URL)
+    assert "≈ 12 пользователи Telegram" in paginator_text(response)
+    assert listed_ids(admin_client.get(LIST_URL, {"p": "6"})) == [2001, 2000]
+    assert response.context["cl"].paginator.count_kind == "estimate"
+    TelegramUser.objects.all().delete()
+    with connection.cursor() as cursor:  # statistics outlive the test's transaction
+        cursor.execute("ANALYZE users_telegramuser")

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db.models import QuerySet, Subquery
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -15,6 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from loguru import logger
 
@@ -24,6 +26,7 @@ from backend.payments.services import BalanceError, balance_adjust
 from backend.users import exports
 from backend.users.forms import BalanceAdjustmentForm
 from backend.users.models import TelegramUser
+from backend.users.paginators import COUNT_CAP, CappedCountPaginator
 from backend.users.selectors import users_search
 from backend.users.services import user_block, user_unblock
 
@@ -45,6 +48,23 @@ class BalanceFilter(admin.SimpleListFilter):
         if self.value() == "zero":
             return queryset.filter(balance=0)
         return queryset
+
+
+class UsersChangeList(ChangeList):
+    """The list's texts with the count as the paginator knows it (exact, «≈ N», «N+»):
+    Django's own messages, with the paginator's label for the number."""
+
+    @property
+    def results_label(self) -> str:
+        return ngettext("%(counter)s result", "%(counter)s results", self.result_count) % {
+            "counter": self.paginator.count_label
+        }
+
+    @property
+    def selection_note_all(self) -> str:
+        return ngettext(
+            "%(total_count)s selected", "All %(total_count)s selected", self.result_count
+        ) % {"total_count": self.paginator.count_label}
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -114,6 +134,22 @@ class TelegramUserAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # their ledger must stay
 
+    def get_changelist(self, request, **kwargs):
+        return UsersChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        """Counts capped at COUNT_CAP rows, or enough for the page asked for and a few
+        after it."""
+        page = request.GET.get(PAGE_VAR, "")
+        cap = max(COUNT_CAP, (int(page) + 5) * per_page) if page.isdigit() else COUNT_CAP
+        return CappedCountPaginator(
+            queryset,
+            per_page,
+            orphans=orphans,
+            allow_empty_first_page=allow_empty_first_page,
+            cap=cap,
+        )
+
     def get_search_results(self, request, queryset, search_term):
         return users_search(queryset=queryset, term=search_term), False
 
@@ -181,7 +217,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
             "can_export": request.user.has_perm(EXPORT_PERMISSION),
             "can_download_logs": request.user.has_perm(LOGS_PERMISSION),
         }
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        if isinstance(context.get("cl"), UsersChangeList):
+            context["selection_note_all"] = context["cl"].selection_note_all
+        return response
 
     def _user_or_404(self, request: HttpRequest, object_id: str) -> TelegramUser:
         user = self.get_object(request, unquote(object_id))
@@ -257,8 +297,9 @@ class TelegramUserAdmin(admin.ModelAdmin):
         self._require(request, EXPORT_PERMISSION)
         queryset = self._listed(request)
         logger.info("users exported as CSV by {}", request.user.get_username())
-        lines = (line.encode() for line in exports.csv_lines(queryset, bom=True))
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            exports.csv_stream(queryset, bom=True), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = f'attachment; filename="{self._export_name("csv")}"'
         return response
 
@@ -266,12 +307,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
         self._require(request, EXPORT_PERMISSION)
         queryset = self._listed(request)
         logger.info("users exported as XLSX by {}", request.user.get_username())
-        return FileResponse(
-            exports.xlsx_file(queryset),
-            as_attachment=True,
-            filename=self._export_name("xlsx"),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        response = StreamingHttpResponse(
+            exports.xlsx_stream(queryset), content_type=exports.XLSX_CONTENT_TYPE
         )
+        response["Content-Disposition"] = f'attachment; filename="{self._export_name("xlsx")}"'
+        return response
 
     def logs_view(self, request: HttpRequest) -> HttpResponse:
         self._require(request, LOGS_PERMISSION)

@@ -1,9 +1,9 @@
 import sys
-from contextlib import nullcontext
+from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backend.users.exports import csv_lines
+from backend.users.exports import csv_write
 from backend.users.models import TelegramUser
 
 
@@ -18,15 +18,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, output: str | None = None, bom: bool = False, **options) -> None:
         try:
-            target = open(output, "w", newline="", encoding="utf-8") if output else None  # noqa: SIM115
+            target = open(output, "wb") if output else None  # noqa: SIM115
         except OSError as e:
             raise CommandError(f"cannot write {output}: {e.strerror}") from None
-        # self.stdout unless it is the real stdout: then write to it directly, unwrapped.
-        stdout = sys.stdout if self.stdout._out is sys.stdout else self.stdout
-        lines = 0
-        with target or nullcontext(stdout) as stream:
-            for line in csv_lines(TelegramUser.objects.all(), bom=bom):
-                stream.write(line)
-                lines += 1
-        if output:
-            self.stderr.write(f"{lines - 1} users written to {output}")
+        users = TelegramUser.objects.all()
+        if target is not None:
+            with target:
+                count = csv_write(users, write=target.write, bom=bom)
+            self.stderr.write(f"{count} users written to {output}")
+        else:
+            csv_write(users, write=self._stdout_writer(), bom=bom)
+
+    def _stdout_writer(self) -> Callable[[bytes], object]:
+        """The real stdout takes the bytes as they are (no text layer in between); a
+        stream given to call_command gets text (the chunks end on whole rows)."""
+        if self.stdout._out is sys.stdout:
+            sys.stdout.flush()
+            return sys.stdout.buffer.write
+        return lambda data: self.stdout.write(data.decode(), ending="")

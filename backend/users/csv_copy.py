@@ -1,0 +1,207 @@
+"""The users CSV made by PostgreSQL's `COPY (SELECT …) TO STDOUT WITH (FORMAT csv)`.
+
+Formatting a million rows in Python costs ~30× what psql's `\\copy` does; the server
+formats them in C instead. Everything the Python path (`exports.csv_chunks`) does per
+value is done in SQL, so that the bytes are the same:
+
+- user-written texts get the `'` of `exports.safe_text`, and empty ones become NULL (COPY
+  quotes an empty string, csv.writer does not);
+- the blocked flag is 0/1; dates are cut to seconds in the active time zone, set for
+  the COPY alone (`SET LOCAL` inside a transaction or savepoint that is rolled back),
+  with isoformat's `+03:00` for PostgreSQL's `+03`;
+- COPY ends rows with `\\n`, csv.writer with `\\r\\n`: `_CrlfSink` turns the row ends (the
+  `\\n`s outside quotes) into `\\r\\n`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from zoneinfo import ZoneInfo
+
+from django.db import connections
+from django.db.models import CharField, F, Func, QuerySet
+from django.utils import timezone
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE as IDLE
+
+# Rows are sent on in pieces of about this size (a socket send, a file write each).
+CHUNK_BYTES = 256 * 1024
+# Pieces waiting for a slow client: the server's memory for one export stays bounded.
+QUEUED_CHUNKS = 4
+_END = object()
+
+
+class _SecondsText(Func):
+    """A date as text in the session's zone, cut (not rounded) to the second:
+    `2026-11-26 10:20:30+03` (DateStyle ISO)."""
+
+    template = "date_trunc('second', %(expressions)s)::text"
+    output_field = CharField()
+
+
+def copy_zone(*, queryset: QuerySet) -> str | None:
+    """The zone name COPY formats dates in, or None when COPY cannot be used here (not
+    PostgreSQL, or an active zone that PostgreSQL would not know by name)."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    zone = timezone.get_current_timezone()
+    return zone.key if isinstance(zone, ZoneInfo) else None
+
+
+def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
+    """The SQL that turns the inner query's `alias` into the CSV's value."""
+    if kind == "text":  # exports.safe_text; '' as NULL (COPY quotes an empty string)
+        return (
+            f"CASE WHEN ascii({alias}) IN ({formula_codes}) THEN '''' || {alias} "
+            f"ELSE NULLIF({alias}, '') END"
+        )
+    if kind == "BooleanField":
+        return f"CASE WHEN {alias} THEN 1 ELSE 0 END"
+    if kind == "DateTimeField":  # isoformat's offset is ±HH:MM (and :SS if any)
+        return f"CASE WHEN length({alias}) = 22 THEN {alias} || ':00' ELSE {alias} END"
+    return alias
+
+
+def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -> str:
+    """The COPY statement for `columns` of `queryset` (its filters, ordered by pk), the
+    `texts` columns escaped like `exports.safe_text`.
+
+    The dates are cut to seconds in an inner query that is not flattened (OFFSET 0), so
+    that the outer one looks at each text twice without computing it twice (`to_char`
+    would do it in one go, at twice the cost).
+    """
+    from backend.users.exports import FORMULA_STARTS  # exports imports this module
+
+    formula_codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
+    fields = queryset.model._meta
+    inner = {"csv_pk": F("pk")}
+    outer = []
+    for name in columns:
+        kind = "text" if name in texts else fields.get_field(name).get_internal_type()
+        inner[f"csv_{name}"] = _SecondsText(F(name)) if kind == "DateTimeField" else F(name)
+        outer.append(_csv_value(f'"csv_{name}"', kind, formula_codes))
+    select = queryset.order_by("pk").annotate(**inner).values_list(*inner)
+    if select.query.is_sliced:
+        raise ValueError("COPY of a sliced queryset")
+    connection = connections[queryset.db]
+    sql, params = select.query.get_compiler(connection=connection).as_sql()
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        inner_sql = cursor.mogrify(sql, params).decode()
+    return (
+        f"COPY (SELECT {', '.join(outer)} FROM ({inner_sql} OFFSET 0) AS users "
+        'ORDER BY "csv_pk") TO STDOUT WITH (FORMAT csv)'
+    )
+
+
+class _CrlfSink:
+    """What COPY writes (one row a call), with `\\r\\n` row ends, in pieces of about
+    CHUNK_BYTES for `emit`. A `\\n` ends a row when an even number of quotes came before
+    it: inside a quoted value quotes come in pairs."""
+
+    def __init__(self, emit: Callable[[bytes], object]) -> None:
+        self.emit = emit
+        self.rows = 0
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._quoted = False
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        self.rows += 1
+        if self._size >= CHUNK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts, self._size = [], 0
+            self.emit(self._crlf(data))
+
+    def _crlf(self, data: bytes) -> bytes:
+        if not self._quoted and b'"' not in data:
+            return data.replace(b"\n", b"\r\n")
+        pieces = data.split(b'"')
+        for i in range(1 if self._quoted else 0, len(pieces), 2):
+            pieces[i] = pieces[i].replace(b"\n", b"\r\n")
+        if len(pieces) % 2 == 0:  # an odd number of quotes: the state flips
+            self._quoted = not self._quoted
+        return b'"'.join(pieces)
+
+
+def _copy(raw, *, sql: str, zone: str, sink: _CrlfSink) -> None:
+    """Run the COPY on the psycopg2 connection `raw` with the session's zone set to
+    `zone` for it alone: inside a transaction (or a savepoint of the caller's) that is
+    rolled back afterwards (COPY TO changes nothing)."""
+    own_transaction = raw.autocommit
+    with raw.cursor() as cursor:
+        cursor.execute("BEGIN" if own_transaction else "SAVEPOINT users_csv_copy")
+        try:
+            cursor.execute(
+                "SELECT set_config('TimeZone', %s, true), set_config('DateStyle', 'ISO', true)",
+                [zone],
+            )
+            cursor.copy_expert(sql, sink)
+            sink.flush()
+        finally:
+            cursor.execute(
+                "ROLLBACK" if own_transaction else "ROLLBACK TO SAVEPOINT users_csv_copy"
+            )
+            if not own_transaction:
+                cursor.execute("RELEASE SAVEPOINT users_csv_copy")
+
+
+def copy_to(*, queryset: QuerySet, sql: str, zone: str, write: Callable[[bytes], object]) -> int:
+    """COPY straight into `write` in this thread (the command); returns the rows."""
+    connection = connections[queryset.db]
+    connection.ensure_connection()
+    sink = _CrlfSink(write)
+    _copy(connection.connection, sql=sql, zone=zone, sink=sink)
+    return sink.rows
+
+
+def copy_stream(*, queryset: QuerySet, sql: str, zone: str) -> Iterator[bytes]:
+    """COPY as an iterator of byte chunks for a streamed response.
+
+    psycopg2's COPY pushes rows into a file object and blocks; a worker thread runs it on
+    this request's connection (psycopg2 connections may be used from any thread, this
+    one idles meanwhile) and hands chunks over a bounded queue, so a slow client holds
+    the COPY up instead of filling memory. A client that goes away cancels the COPY.
+    """
+    connection = connections[queryset.db]
+    connection.ensure_connection()
+    raw = connection.connection
+    chunks: queue.Queue = queue.Queue(maxsize=QUEUED_CHUNKS)
+    stopped = threading.Event()
+    failures: list[BaseException] = []
+
+    def emit(data: bytes) -> None:
+        if not stopped.is_set():
+            chunks.put(data)
+
+    def work() -> None:
+        try:
+            _copy(raw, sql=sql, zone=zone, sink=_CrlfSink(emit))
+        except BaseException as e:  # handed to the response's thread
+            failures.append(e)
+        finally:
+            chunks.put(_END)
+
+    worker = threading.Thread(target=work, name="users-csv-copy", daemon=True)
+    worker.start()
+    try:
+        while (chunk := chunks.get()) is not _END:
+            yield chunk
+        if failures:
+            raise failures[0]
+    finally:
+        if worker.is_alive():  # the client went away: stop the COPY, let the worker end
+            stopped.set()
+            raw.cancel()
+            while chunks.get() is not _END:
+                pass
+        worker.join()
+        if stopped.is_set() and raw.autocommit and raw.get_transaction_status() != IDLE:
+            connection.close()  # the cancel hit the rollback: never reuse a half-open one
