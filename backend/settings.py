@@ -214,6 +214,7 @@ QIWI_TIMEOUT_SECONDS = env_int("QIWI_TIMEOUT_SECONDS", 15)
 BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
 BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 8)  # QIWI requests at once
+BOT_UPDATE_CONCURRENCY = env_int("BOT_UPDATE_CONCURRENCY", 64)  # updates handled at once
 MIN_AMOUNT = Decimal(env_int("MIN_AMOUNT", 1))
 MAX_AMOUNT = Decimal(env_int("MAX_AMOUNT", 100000))
 MAX_OPEN_BILLS = env_int("MAX_OPEN_BILLS", 3)  # unpaid bills one user may have at once

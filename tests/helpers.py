@@ -27,6 +27,14 @@ def button(call, text: str) -> dict:
 
 
 @sync_to_async
+def block(telegram_id: int) -> None:
+    """Block a user as the admin does."""
+    from backend.users.services import user_block
+
+    user_block(telegram_id=telegram_id)
+
+
+@sync_to_async
 def db_user(telegram_id: int) -> TelegramUser:
     return TelegramUser.objects.get(telegram_id=telegram_id)
 

@@ -9,7 +9,7 @@ from backend.bot import texts
 from backend.payments.models import Bill, LedgerEntry
 from backend.users.models import TelegramUser
 from tests.conftest import ADMIN_ID
-from tests.helpers import button, db_bills, db_ledger, db_user, open_bill
+from tests.helpers import block, button, db_bills, db_ledger, db_user, open_bill
 
 GREETING = (
     "Привет, Иван\nЯ - бот для пополнения баланса.\nНажмите на кнопку, чтобы пополнить баланс"
@@ -25,6 +25,24 @@ async def test_start_greets_by_name_with_top_up_button(bot, tg):
     assert button(call, "Пополнить баланс")
     stored = await db_user(1001)
     assert stored.first_name == "Иван" and stored.balance == Decimal("0.00")
+
+
+async def test_a_known_user_is_written_again_only_when_something_changed(bot, tg):
+    user = tg.user(1019, first_name="Иван")
+    tg.send_text(user, "/start")
+    await tg.wait_call("sendMessage")
+    first = await db_user(1019)
+
+    tg.send_text(user, "/start")
+    await tg.wait_call("sendMessage")
+    assert (await db_user(1019)).last_seen_at == first.last_seen_at  # no write
+
+    renamed = tg.user(1019, first_name="Пётр")
+    tg.send_text(renamed, "/start")
+    greeting = await tg.wait_call("sendMessage")
+    assert greeting.params["text"].startswith("Привет, Пётр\n")
+    stored = await db_user(1019)
+    assert stored.first_name == "Пётр" and stored.last_seen_at > first.last_seen_at
 
 
 async def test_user_controlled_name_is_escaped(bot, tg):
@@ -195,13 +213,6 @@ async def test_admin_command_only_for_admins(bot, tg):
     assert "https://admin.example.com/admin/" in link.params["text"]
     tg.send_text(tg.user(1016), "/admin")
     await tg.assert_no_call("sendMessage", within=0.6)
-
-
-@sync_to_async
-def block(telegram_id: int) -> None:
-    from backend.users.services import user_block
-
-    user_block(telegram_id=telegram_id)
 
 
 async def test_blocked_user_gets_no_reaction_at_all(bot, tg):

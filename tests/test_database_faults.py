@@ -3,7 +3,7 @@ PostgreSQL cuts them), and the next update and the next poll round work again.""
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from tests.helpers import db_bills, db_user, open_bill
 
@@ -13,6 +13,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _backend_pid() -> int:
+    close_old_connections()  # as the bot's own calls do: a cut connection is replaced
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return cursor.fetchone()[0]
@@ -40,9 +41,11 @@ async def test_updates_and_polling_work_again_after_the_connections_are_cut(make
     [bill] = await db_bills(9001)
 
     await cut_the_bots_connection()
-    tg.send_text(user, "/start")
+    newcomer = tg.user(9002)  # a first contact: the bot must write it, on a dead connection
+    tg.send_text(newcomer, "/start")
     reply = await tg.wait_call("sendMessage")
     assert reply.params["text"].startswith("Привет, ")  # not the support message
+    assert (await db_user(9002)).first_name == newcomer["first_name"]
 
     await cut_the_bots_connection()
     qiwi.set_status(bill.pk, "PAID")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from backend.bot import texts
 from backend.payments.amounts import amount_parse
 from backend.payments.models import Bill, LedgerEntry
-from tests.helpers import button, db_bills, db_ledger, db_user, open_bill
+from tests.helpers import block, button, db_bills, db_ledger, db_user, open_bill
 
 MIN, MAX = Decimal(1), Decimal(100000)
 # Pure function calls: quick. No example database: a failure prints its example.
@@ -568,13 +568,6 @@ async def test_generated_first_names_are_greeted_and_escaped(quick_bot, tg, name
 
 
 # --- blocked users --------------------------------------------------------------------
-
-
-@sync_to_async
-def block(telegram_id: int) -> None:
-    from backend.users.services import user_block
-
-    user_block(telegram_id=telegram_id)
 
 
 async def test_a_blocked_users_forged_buttons_get_nothing_at_all(quick_bot, tg, qiwi):

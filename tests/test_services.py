@@ -663,6 +663,29 @@ class TestUsers:
         assert stored.last_seen_at > long_ago
         assert stored.created_at == created.created_at
 
+    def test_upsert_is_one_statement_whether_new_or_known(self, django_assert_num_queries):
+        for first_name in ("Иван", "Пётр"):
+            with django_assert_num_queries(1):
+                user = user_upsert(
+                    telegram_id=4244, username=None, first_name=first_name, last_name=None,
+                    language_code=None,
+                )  # fmt: skip
+            assert reload(user).first_name == first_name
+            assert (user.first_name, user.balance, user.is_blocked) == (
+                first_name,
+                Decimal("0.00"),
+                False,
+            )
+        assert TelegramUser.objects.filter(telegram_id=4244).count() == 1
+
+    def test_upsert_clears_the_bots_blocked_mark(self):
+        user = make_user(telegram_id=4245, bot_blocked_at=timezone.now())
+        again = user_upsert(
+            telegram_id=4245, username=None, first_name="A", last_name=None, language_code=None
+        )
+        assert again.pk == user.pk
+        assert again.bot_blocked_at is None and reload(user).bot_blocked_at is None
+
     def test_upsert_never_changes_the_balance_or_block(self):
         user = user_upsert(
             telegram_id=4343, username="a", first_name="A", last_name="", language_code=""

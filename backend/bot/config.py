@@ -23,6 +23,7 @@ class BotConfig:
     flood_burst: int = 10  # ... and at once
     lock_retry: float = 5.0  # seconds between looks at the single-instance lock
     late_payment_grace: timedelta = timedelta(days=1)  # closed bills still asked about
+    update_concurrency: int = 64  # updates handled at once; the rest wait at Telegram
 
     @classmethod
     def from_settings(cls) -> BotConfig:
@@ -36,4 +37,5 @@ class BotConfig:
             poll_concurrency=settings.BILL_POLL_CONCURRENCY,
             max_open_bills=settings.MAX_OPEN_BILLS,
             late_payment_grace=timedelta(seconds=settings.BILL_LATE_PAYMENT_GRACE_SECONDS),
+            update_concurrency=settings.BOT_UPDATE_CONCURRENCY,
         )

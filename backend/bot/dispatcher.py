@@ -163,6 +163,7 @@ async def run_bot(
             bot,
             handle_signals=handle_signals,
             close_bot_session=True,
+            tasks_concurrency_limit=config.update_concurrency,
             allowed_updates=dp.resolve_used_update_types(),
         )
     finally:

@@ -1,3 +1,5 @@
+from functools import cache
+
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from backend.bot import texts
@@ -8,10 +10,12 @@ def _button(text: str, data) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
+@cache  # the same for everyone, built once: it goes out with every greeting
 def start() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.TOP_UP_BUTTON, TopUp())]])
 
 
+@cache
 def cancel() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.CANCEL_BUTTON, Cancel())]])
 

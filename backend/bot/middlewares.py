@@ -1,3 +1,5 @@
+import itertools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -6,17 +8,28 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 from loguru import logger
 
-from backend.common.db import db_async
+from backend.common.db import db_async_idempotent
+from backend.users.models import TelegramUser
+from backend.users.selectors import user_get
 from backend.users.services import user_upsert
 
-_upsert = db_async(user_upsert)
+_upsert = db_async_idempotent(user_upsert)
+_get = db_async_idempotent(user_get)
 
 
 class UserMiddleware(BaseMiddleware):
     """Records the sender and stops here for blocked users: they get no reaction at all.
 
-    The handler receives the stored user as `db_user`.
+    The handler receives the stored user as `db_user`. A new user, or one whose names
+    changed, costs one upsert; a known one only a read of the stored row (so a block
+    from the admin counts from the next update on), and a write at most every
+    `touch_every` seconds to move `last_seen_at` (that is its precision).
     """
+
+    def __init__(self, *, touch_every: float = 60.0, max_users: int = 100_000) -> None:
+        self._touch_every, self._max_users = touch_every, max_users
+        # telegram id → (names as last written, monotonic time of that write); oldest first
+        self._written: dict[int, tuple[tuple[str | None, ...], float]] = {}
 
     async def __call__(
         self,
@@ -27,17 +40,42 @@ class UserMiddleware(BaseMiddleware):
         sender: User | None = data.get("event_from_user")
         if sender is None or sender.is_bot:
             return None
-        db_user = await _upsert(
+        db_user = await self._user(sender)
+        if db_user.is_blocked:
+            return None
+        data["db_user"] = db_user
+        return await handler(event, data)
+
+    async def _user(self, sender: User) -> TelegramUser:
+        profile = (sender.username, sender.first_name, sender.last_name, sender.language_code)
+        profile_written, written_at = self._written.get(sender.id, (None, -math.inf))
+        if profile_written == profile and time.monotonic() - written_at < self._touch_every:
+            stored = await _get(telegram_id=sender.id)
+            if stored is not None and stored.bot_blocked_at is None:
+                return stored
+        user = await _upsert(
             telegram_id=sender.id,
             username=sender.username,
             first_name=sender.first_name,
             last_name=sender.last_name,
             language_code=sender.language_code,
         )
-        if db_user.is_blocked:
-            return None
-        data["db_user"] = db_user
-        return await handler(event, data)
+        now = time.monotonic()
+        self._written.pop(sender.id, None)
+        self._written[sender.id] = (profile, now)
+        self._forget_old(now)
+        return user
+
+    def _forget_old(self, now: float) -> None:
+        """Entries past `touch_every` are of no use any more; the oldest come first."""
+        written = self._written
+        for telegram_id in list(itertools.islice(written, 64)):
+            if (
+                now - written[telegram_id][1] < self._touch_every
+                and len(written) <= self._max_users
+            ):
+                break
+            del written[telegram_id]
 
 
 class FloodGuard(BaseMiddleware):

@@ -17,3 +17,7 @@ def users_search(*, queryset: QuerySet[TelegramUser], term: str) -> QuerySet[Tel
         | Q(first_name__istartswith=term)
         | Q(last_name__istartswith=term)
     )
+
+
+def user_get(*, telegram_id: int) -> TelegramUser | None:
+    return TelegramUser.objects.filter(telegram_id=telegram_id).first()
