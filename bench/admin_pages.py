@@ -30,6 +30,7 @@ def pages(name: str, users: int) -> list[tuple[str, str]]:
     )
     return [
         ("users list", LIST),
+        ("users list, page 2000", f"{LIST}?p=2000"),
         ("search: telegram id", f"{LIST}?q={telegram_id}"),
         ("search: username prefix", f"{LIST}?q=user123"),
         ("search: Cyrillic name prefix", f"{LIST}?q=%D0%98%D0%B2%D0%B0%D0%BD"),  # Иван

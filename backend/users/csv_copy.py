@@ -34,9 +34,11 @@ _END = object()
 
 class _SecondsText(Func):
     """A date as text in the session's zone, cut (not rounded) to the second:
-    `2026-11-26 10:20:30+03` (DateStyle ISO)."""
+    `2026-11-26 10:20:30+03` (DateStyle ISO). date_bin cuts in UTC, without the two
+    zone conversions of date_trunc (a third of the dates' cost); from year 1 on, as
+    Python's dates, it floors."""
 
-    template = "date_trunc('second', %(expressions)s)::text"
+    template = "date_bin('1 second', %(expressions)s, '0001-01-01 00:00:00+00')::text"
     output_field = CharField()
 
 
@@ -191,13 +193,15 @@ def copy_stream(*, queryset: QuerySet, sql: str, zone: str) -> Iterator[bytes]:
 
     worker = threading.Thread(target=work, name="users-csv-copy", daemon=True)
     worker.start()
+    ended = False
     try:
         while (chunk := chunks.get()) is not _END:
             yield chunk
+        ended = True
         if failures:
             raise failures[0]
     finally:
-        if worker.is_alive():  # the client went away: stop the COPY, let the worker end
+        if not ended:  # the client went away: stop the COPY, let the worker end
             stopped.set()
             raw.cancel()
             while chunks.get() is not _END:

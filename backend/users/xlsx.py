@@ -87,20 +87,50 @@ def _text(value: str) -> str:
     return _XML_SPECIAL.sub(lambda m: _XML_ESCAPES.get(m[0], ""), value)
 
 
-def _cell(value: object) -> str:
-    if value is None or value == "":
+def _empty(value: object) -> str:
+    return "<c/>"
+
+
+def _text_cell(value: str) -> str:
+    if not value:
         return "<c/>"
-    if isinstance(value, str):
-        return f'<c t="inlineStr"><is><t xml:space="preserve">{_text(value)}</t></is></c>'
-    if isinstance(value, bool):
-        return f'<c t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, int | float | Decimal):
-        return f"<c><v>{value}</v></c>"
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            raise ValueError("XLSX has no time zones: pass local naive date-times")
-        days = (value - _EXCEL_EPOCH).total_seconds() / _SECONDS_PER_DAY
-        return f'<c s="1"><v>{days!r}</v></c>'
+    return f'<c t="inlineStr"><is><t xml:space="preserve">{_text(value)}</t></is></c>'
+
+
+def _bool_cell(value: bool) -> str:
+    return f'<c t="b"><v>{int(value)}</v></c>'
+
+
+def _number_cell(value: int | float | Decimal) -> str:
+    return f"<c><v>{value}</v></c>"
+
+
+def _date_cell(value: datetime) -> str:
+    if value.tzinfo is not None:
+        raise ValueError("XLSX has no time zones: pass local naive date-times")
+    days = (value - _EXCEL_EPOCH).total_seconds() / _SECONDS_PER_DAY
+    return f'<c s="1"><v>{days!r}</v></c>'
+
+
+# By exact type: one look-up a cell instead of a chain of isinstance (the hot spot).
+_CELLS = {
+    type(None): _empty,
+    str: _text_cell,
+    bool: _bool_cell,
+    int: _number_cell,
+    float: _number_cell,
+    Decimal: _number_cell,
+    datetime: _date_cell,
+}
+
+
+def _cell(value: object) -> str:
+    cell = _CELLS.get(type(value))
+    if cell is not None:
+        return cell(value)
+    for kind, cell in _CELLS.items():  # subclasses (bool, an int, is matched above)
+        if isinstance(value, kind):
+            return cell(value)
     raise TypeError(f"no XLSX cell for {type(value).__name__}")
 
 
