@@ -8,8 +8,10 @@ import io
 import os
 import subprocess
 import sys
+import zoneinfo
 from datetime import UTC, datetime
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -19,6 +21,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from backend.payments import services
@@ -262,3 +265,20 @@ def test_xlsx_comes_in_pieces_long_before_the_end(admin_client, db):
     assert len(rows) == 20_001
     assert rows[1][:3] == (1, "user1", "Имя 7919")
     assert rows[-1][:3] == (20_000, "user20000", f"Имя {20_000 * 7919}")
+
+
+def zone_file(key: str) -> bytes:
+    for folder in zoneinfo.TZPATH:
+        if (path := Path(folder) / key).is_file():
+            return path.read_bytes()
+    return (resources.files("tzdata.zoneinfo") / key).read_bytes()
+
+
+@postgresql_only
+def test_a_zone_postgresql_does_not_know_falls_back_to_the_python_path(admin_client, tricky):
+    """A zone the server has no data for (Python's data may be newer) still exports."""
+    unknown = ZoneInfo.from_file(io.BytesIO(zone_file("Europe/Moscow")), key="Nowhere/Test")
+    with timezone.override(unknown):
+        assert not exports.csv_made_by_copy(TelegramUser.objects.all())
+        body = b"".join(admin_client.get(CSV_URL).streaming_content)
+    assert f",{local(TRICKY_DATES[3], 'Europe/Moscow')}\r\n".encode() in body

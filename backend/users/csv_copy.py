@@ -15,6 +15,7 @@ value is done in SQL, so that the bytes are the same:
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -44,11 +45,22 @@ class _SecondsText(Func):
 
 def copy_zone(*, queryset: QuerySet) -> str | None:
     """The zone name COPY formats dates in, or None when COPY cannot be used here (not
-    PostgreSQL, or an active zone that PostgreSQL would not know by name)."""
+    PostgreSQL, or an active zone that PostgreSQL does not know by name)."""
     if connections[queryset.db].vendor != "postgresql":
         return None
     zone = timezone.get_current_timezone()
-    return zone.key if isinstance(zone, ZoneInfo) else None
+    if not isinstance(zone, ZoneInfo) or not _server_knows(queryset.db, zone.key):
+        return None
+    return zone.key
+
+
+@functools.cache
+def _server_knows(alias: str, zone: str) -> bool:
+    """Whether PostgreSQL's zone data has `zone` (its own copy of the IANA data may be
+    older than Python's). Asked once a process: the view reads the zone files."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM pg_timezone_names WHERE name = %s)", [zone])
+        return cursor.fetchone()[0]
 
 
 def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
