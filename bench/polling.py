@@ -3,15 +3,16 @@
 The fake is tests/fakes/qiwi.py's FakeQiwi, run in a subprocess (so its CPU does not
 share the poller's event loop), with its `bills` pre-filled (all WAITING) and 50 ms
 added to every answer. The poller runs in-process: `poll_once(provider=QiwiProvider(
-api_url=<fake>), notify=<no-op>, concurrency=C)` for each C, then the variants: ~10 %
-of the answers are 429, and one bill never answers within the provider's timeout.
+api_url=<fake>, max_connections=C), notify=<no-op>, concurrency=C)` for each C, then
+the variants: ~10 % of the answers are 429 (no Retry-After), and one bill never answers
+within the provider's timeout.
 
 SQL queries are counted by an execute wrapper that a `connection_created` receiver
 attaches to every connection, in whatever thread opens it: the poller's database work
 runs in sync_to_async's thread, where CaptureQueriesContext in the main thread sees
 nothing.
 
-    python -m bench.polling [--quick] [--concurrency 8 32 64] [--latency 0.05] [--fresh]
+    python -m bench.polling [--quick] [--concurrency 8 64 128] [--latency 0.05] [--fresh]
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def serve_fake(options: dict) -> None:
             return app
 
         async def _control(self, request: web.Request) -> web.Response:
+            self.stats["cpu_s"] = time.process_time()  # the fake's own CPU, so far
             if request.match_info["action"] == "reset":
                 self.stats.update(requests=0, answered_429=0, max_inflight=0)
                 self.stats["last_normal_answer_at"] = 0.0
@@ -240,8 +242,10 @@ async def one_round(
     async def notify(transition) -> None:
         return None
 
-    fake.control("reset", p429=p429, slow=slow)
-    provider = QiwiProvider(secret_key=secret_key, api_url=fake.url, timeout=timeout)
+    fake_cpu = fake.control("reset", p429=p429, slow=slow)["cpu_s"]
+    provider = QiwiProvider(
+        secret_key=secret_key, api_url=fake.url, timeout=timeout, max_connections=concurrency
+    )
     counter.reset()
     failures.clear()
     cpu = time.process_time()
@@ -252,6 +256,7 @@ async def one_round(
     cpu = time.process_time() - cpu
     await provider.close()
     stats = fake.control("stats")
+    fake_cpu = stats["cpu_s"] - fake_cpu
     last_normal = stats["last_normal_answer_at"]
     return {
         "concurrency": concurrency,
@@ -265,6 +270,8 @@ async def one_round(
         "db_seconds": counter.seconds,
         "db_threads": len(counter.threads),
         "poller_cpu_s": cpu,
+        "poller_cpu_ms_per_bill": cpu * 1000 / checked if checked else 0,
+        "fake_cpu_s": fake_cpu,
         "qiwi_requests": stats["requests"],
         "qiwi_429": stats["answered_429"],
         "qiwi_max_inflight": stats["max_inflight"],
@@ -328,24 +335,16 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 bills, not 10,000")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 64, 128])
     parser.add_argument("--latency", type=float, default=0.05, help="fake QIWI latency, s")
     parser.add_argument("--p429", type=float, default=0.1, help="share of 429 answers")
     parser.add_argument("--timeout", type=float, default=5.0, help="provider timeout, s")
     parser.add_argument("--slow-delay", type=float, default=30.0, help="the silent bill, s")
     parser.add_argument("--no-slow", dest="slow", action="store_false")
-    parser.add_argument(
-        "--no-sniffio-lookups",
-        action="store_true",
-        help="what-if: sys.modules['sniffio'] = None, so httpcore's `import sniffio` (not "
-        "installed) fails at once instead of searching sys.path on every lock",
-    )
     parser.add_argument("--fresh", action="store_true", help="drop and reseed the database")
     parser.add_argument("--drop", action="store_true", help="drop the database when done")
     args = parser.parse_args()
 
-    if args.no_sniffio_lookups:
-        sys.modules.setdefault("sniffio", None)
     n = 1_000 if args.quick else 10_000
     name = f"topup_bench_poll_{n // 1000}k"
     if args.fresh:
@@ -368,6 +367,8 @@ def main() -> None:
                 r["queries_other"],
                 f"{r['db_seconds']:.2f}",
                 f"{r['poller_cpu_s']:.1f}",
+                f"{r['poller_cpu_ms_per_bill']:.2f}",
+                f"{r['fake_cpu_s']:.1f}",
                 r["qiwi_max_inflight"],
                 r["qiwi_429"],
                 r["not_checked"],
@@ -377,17 +378,18 @@ def main() -> None:
         )
     headers = [
         "variant", "C", "round s", "bills/s", "find q", "other q", "SQL s", "CPU s",
+        "CPU ms/bill", "fake CPU s",
         "max in flight", "429s", "not checked", "last normal answer s", "target",
     ]  # fmt: skip
     print(f"\nOne poll_once round over {n:,} WAITING bills, fake QIWI +{args.latency * 1000:g} ms")
     print(f"machine: {machine}")
-    if args.no_sniffio_lookups:
-        print("what-if run: sys.modules['sniffio'] = None (failed imports not repeated)")
     print(seed.table(headers, rows))
     print(
-        "find q: queries that select the bills to check; other q: the rest (one per bill: "
-        "bill_apply_status's SELECT of the bill with its user, inside a transaction whose "
-        "COMMIT is not counted).\n"
+        "find q: queries that select the bills to check; other q: the rest (a bill whose "
+        "status did not change costs none; a change is applied in a transaction of its own, "
+        "whose BEGIN and COMMIT are not counted).\n"
+        "CPU: the poller's process (sys included); fake CPU: the fake QIWI's process.\n"
+        "429s: answers 429 (each bill is asked again in the round, after a pause).\n"
         "not checked: bills the round logged as 'not checked, will retry next round'."
     )
     seed.write_results(
@@ -398,7 +400,6 @@ def main() -> None:
             "database": name,
             "machine": machine,
             "latency_s": args.latency,
-            "no_sniffio_lookups": args.no_sniffio_lookups,
             "rounds": rounds,
         },
     )

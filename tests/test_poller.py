@@ -1,12 +1,20 @@
 """The background check of open bills, and bills that outlive a restart of the bot."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection, connections
+from django.utils import timezone
 
 from backend.bot import texts
 from backend.payments.models import Bill
+from backend.payments.poller import Throttle, check_bills
+from backend.payments.providers.base import ProviderError, ProviderRateLimited
+from backend.payments.selectors import bills_to_check
+from backend.payments.services import BillTransition
 from tests.helpers import (
     button,
     db_bills,
@@ -248,3 +256,231 @@ async def test_closed_bills_are_not_asked_about_after_the_grace_period(make_bot,
     qiwi.set_status(bill.pk, "PAID")
     await tg.assert_no_call("sendMessage", within=1.0)  # five rounds
     assert len([r for r in qiwi.requests if r.bill_id == bill.pk]) == asked
+
+
+# --- one round, called directly against the fake QIWI --------------------------------
+
+
+@pytest.fixture
+async def provider(transactional_db, qiwi):
+    from backend.payments.providers.qiwi import QiwiProvider
+    from tests.conftest import QIWI_KEY
+
+    provider = QiwiProvider(secret_key=QIWI_KEY, api_url=qiwi.base_url)
+    yield provider
+    await provider.close()
+    await sync_to_async(connections.close_all)()  # the ORM thread's connection
+
+
+@sync_to_async
+def waiting_bills_in_db(first_telegram_id: int, count: int) -> list[Bill]:
+    """`count` users with one WAITING bill each, as the bot leaves them."""
+    from backend.payments.services import bill_create, bill_mark_created
+    from backend.users.models import TelegramUser
+
+    made = []
+    for telegram_id in range(first_telegram_id, first_telegram_id + count):
+        user = TelegramUser.objects.create(telegram_id=telegram_id, first_name="A")
+        bill = bill_create(user=user, amount=Decimal("100"), lifetime=timedelta(minutes=5))
+        bill_mark_created(
+            bill_id=bill.pk, pay_url="https://pay.example/", provider_status="WAITING"
+        )
+        made.append(bill.pk)
+    return list(Bill.objects.select_related("user").filter(pk__in=made).order_by("created_at"))
+
+
+async def waiting_bills(provider, first_telegram_id: int, count: int) -> list[Bill]:
+    bills = await waiting_bills_in_db(first_telegram_id, count)
+    for bill in bills:
+        await provider.create_bill(
+            bill_id=bill.pk,
+            amount=bill.amount,
+            currency=bill.currency,
+            expires_at=bill.expires_at,
+            comment="",
+        )
+    return bills
+
+
+async def one_round(provider, concurrency: int = 4) -> tuple[list, list[BillTransition]]:
+    """What check_bills returns for the bills the poller would pick, and what it told."""
+    told: list[BillTransition] = []
+
+    async def notify(transition: BillTransition) -> None:
+        told.append(transition)
+
+    bills = await sync_to_async(bills_to_check)(late_since=timezone.now() - timedelta(days=1))
+    results = await check_bills(
+        bills=bills, provider=provider, notify=notify, concurrency=concurrency
+    )
+    return results, told
+
+
+def gets(qiwi, bill_id: str) -> list:
+    return [r for r in qiwi.requests if r.method == "GET" and r.bill_id == bill_id]
+
+
+async def assert_credited_once(bills: list[Bill]) -> None:
+    for bill in bills:
+        [fresh] = await db_bills(bill.user.telegram_id)
+        assert fresh.status == Bill.Status.PAID
+        assert (await db_user(bill.user.telegram_id)).balance == bill.amount
+        assert len(await db_ledger(bill.user.telegram_id)) == 1
+
+
+async def test_a_429_with_retry_after_is_waited_out_and_the_bill_checked_in_the_same_round(
+    provider, qiwi
+):
+    bills = await waiting_bills(provider, 3001, 3)
+    for bill in bills:
+        qiwi.set_status(bill.pk, "PAID")
+    qiwi.fail_next("GET", status=429, headers={"Retry-After": "1"})
+    results, told = await one_round(provider)
+    assert all(isinstance(r, BillTransition) and r.credited for r in results)
+    assert sorted(t.bill.pk for t in told) == sorted(b.pk for b in bills)
+    throttled = next(r for r in qiwi.requests if r.method == "GET" and r.failed)
+    first, again = gets(qiwi, throttled.bill_id)
+    assert again.at - first.at >= 0.9  # QIWI's Retry-After, asyncio's timer precision aside
+    await assert_credited_once(bills)
+
+
+async def test_a_429_without_retry_after_backs_off_and_the_bills_are_checked_in_the_round(
+    provider, qiwi
+):
+    bills = await waiting_bills(provider, 3011, 2)
+    for bill in bills:
+        qiwi.set_status(bill.pk, "PAID")
+    qiwi.fail_next("GET", status=429, times=3)  # both bills, then one of them once more
+    results, told = await one_round(provider)
+    assert all(isinstance(r, BillTransition) and r.credited for r in results)
+    assert len(told) == 2
+    assert sorted(len(gets(qiwi, b.pk)) for b in bills) == [2, 3]
+    await assert_credited_once(bills)
+    # The next round finds them closed: no second credit, nothing told.
+    results, told = await one_round(provider)
+    assert results == [] and told == []
+    await assert_credited_once(bills)
+
+
+async def test_a_bill_throttled_on_every_ask_is_left_for_the_next_round(provider, qiwi):
+    from backend.payments.poller import RATE_LIMIT_TRIES
+
+    [bill] = await waiting_bills(provider, 3021, 1)
+    qiwi.set_status(bill.pk, "PAID")
+    qiwi.fail_next("GET", status=429, headers={"Retry-After": "0"}, times=RATE_LIMIT_TRIES)
+    [result], told = await one_round(provider)
+    assert isinstance(result, ProviderRateLimited) and result.retry_after == 0
+    assert len(gets(qiwi, bill.pk)) == RATE_LIMIT_TRIES and told == []
+    [fresh] = await db_bills(3021)
+    assert fresh.status == Bill.Status.WAITING
+    assert (await db_user(3021)).balance == 0
+    [result], told = await one_round(provider)
+    assert result.credited and len(told) == 1
+    await assert_credited_once([bill])
+
+
+async def test_a_round_never_asks_about_more_bills_at_once_than_its_concurrency(provider, qiwi):
+    bills = await waiting_bills(provider, 3031, 10)
+    qiwi.hold()
+    round_ = asyncio.create_task(one_round(provider, concurrency=3))
+
+    async def three_waiting():
+        return qiwi.in_flight == 3
+
+    await eventually(three_waiting)
+    qiwi.release()
+    results, told = await round_
+    assert qiwi.max_in_flight == 3
+    assert all(isinstance(r, BillTransition) and not r.changed for r in results)
+    assert [len(gets(qiwi, b.pk)) for b in bills] == [1] * 10 and told == []
+
+
+@sync_to_async
+def record_statements(into: list[str]):
+    """Record the SQL of the ORM thread (where the poller's database work runs)."""
+
+    def wrapper(execute, sql, params, many, context):
+        into.append(sql)
+        return execute(sql, params, many, context)
+
+    connection.execute_wrappers.append(wrapper)
+    return wrapper
+
+
+@sync_to_async
+def stop_recording(wrapper) -> None:
+    connection.execute_wrappers.remove(wrapper)
+
+
+async def test_a_round_over_bills_whose_status_did_not_change_is_one_query(provider, qiwi):
+    bills = await waiting_bills(provider, 3041, 5)
+    statements: list[str] = []
+    wrapper = await record_statements(statements)
+    try:
+        results, told = await one_round(provider)
+        assert [r.changed for r in results] == [False] * 5 and told == []
+        [find] = statements  # the one query that picks the bills, and nothing per bill
+        assert find.startswith("SELECT") and "payments_bill" in find
+        qiwi.set_status(bills[0].pk, "PAID")  # a change is still written, in its transaction
+        results, told = await one_round(provider)
+    finally:
+        await stop_recording(wrapper)
+    assert [r.credited for r in results] == [True, False, False, False, False]
+    assert any(s.startswith("UPDATE") for s in statements)
+    await assert_credited_once(bills[:1])
+
+
+async def test_the_throttle_halves_once_per_burst_of_429s_and_recovers_step_by_step():
+    throttle = Throttle(8)
+    epoch = await throttle.ready()
+    throttle.rate_limited(epoch=epoch, retry_after=None)
+    throttle.rate_limited(epoch=epoch, retry_after=None)  # sent before the first was answered
+    assert throttle.limit == 4
+    throttle.rate_limited(epoch=await throttle.ready(), retry_after=None)
+    throttle.rate_limited(epoch=await throttle.ready(), retry_after=None)
+    assert throttle.limit == 2  # a quarter of 8 at least
+    parked = asyncio.create_task(throttle.turn(2))  # the third worker waits
+    await asyncio.sleep(0)
+    assert not parked.done()
+    throttle.answered()
+    throttle.answered()
+    await asyncio.wait_for(parked, 1)
+    assert throttle.limit == 3
+    for _ in range(3 + 4 + 5 + 6 + 7):
+        throttle.answered()
+    assert throttle.limit == 8
+
+
+async def test_a_retry_after_holds_every_request_of_the_round():
+    throttle = Throttle(4)
+    loop = asyncio.get_running_loop()
+    throttle.rate_limited(epoch=await throttle.ready(), retry_after=0.3)
+    started = loop.time()
+    await asyncio.gather(throttle.ready(), throttle.ready())
+    assert loop.time() - started >= 0.25
+
+
+async def test_a_round_while_qiwi_is_unreachable_leaves_every_bill_for_the_next_round(
+    provider, qiwi
+):
+    import socket
+
+    from backend.payments.providers.qiwi import QiwiProvider
+    from tests.conftest import QIWI_KEY
+
+    bills = await waiting_bills(provider, 3051, 3)
+    for bill in bills:
+        qiwi.set_status(bill.pk, "PAID")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    down = QiwiProvider(secret_key=QIWI_KEY, api_url=nobody)
+    try:
+        results, told = await one_round(down)
+    finally:
+        await down.close()
+    assert [type(r) for r in results] == [ProviderError] * 3 and told == []
+    assert all("unreachable" in str(r) for r in results)
+    results, told = await one_round(provider)  # QIWI is back
+    assert all(r.credited for r in results) and len(told) == 3
+    await assert_credited_once(bills)

@@ -3,7 +3,7 @@ button and the poller, so both make exactly the same transitions."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -30,6 +30,21 @@ async def _apply_remote(bill: Bill, remote: ProviderBill, *, expired_locally: bo
     )
 
 
+def _unchanged(bill: Bill, remote: ProviderBill, *, now: datetime) -> bool:
+    """The provider says what we already have: still WAITING, not past its lifetime.
+
+    Most bills of a round are like that, and applying the answer would read the bill in
+    a transaction of its own only to change nothing. A bill that moved meanwhile (the
+    check button, another process) is no business of this answer either.
+    """
+    return (
+        bill.status == Bill.Status.WAITING
+        and remote.status in services.PROVIDER_OPEN
+        and remote.status == bill.provider_status
+        and now < bill.expires_at
+    )
+
+
 async def bill_check(*, provider: PaymentProvider, bill: Bill) -> services.BillTransition:
     """Refresh one open bill from the provider.
 
@@ -53,6 +68,8 @@ async def bill_check(*, provider: PaymentProvider, bill: Bill) -> services.BillT
         await _mark_failed(bill_id=bill.pk, error="the provider has no such bill")
         bill.status = Bill.Status.FAILED
         return services.BillTransition(bill=bill, changed=True)
+    if _unchanged(bill, remote, now=now):
+        return services.BillTransition(bill=bill, changed=False)
     transition = await _apply_remote(bill, remote)
     if transition.bill.is_open and now >= bill.expires_at and remote.status == "WAITING":
         remote = await provider.reject_bill(bill_id=bill.pk)

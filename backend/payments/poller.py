@@ -1,5 +1,11 @@
 """The background check of open bills: one round reads them from the database and
-asks the provider about each, a bounded number at a time."""
+asks the provider about each, a bounded number at a time.
+
+A 429 from the provider slows the round down instead of failing bills: the bill is
+asked about again later in the same round (after the provider's Retry-After, which
+pauses every request of the round, or after a growing pause of its own), and fewer
+bills are asked about at once for a while.
+"""
 
 from __future__ import annotations
 
@@ -14,51 +20,162 @@ from backend.common.db import db_async
 from backend.payments import selectors
 from backend.payments.checks import bill_check
 from backend.payments.models import Bill
-from backend.payments.providers.base import PaymentProvider, ProviderError
+from backend.payments.providers.base import PaymentProvider, ProviderError, ProviderRateLimited
 from backend.payments.services import BillTransition
 
 Notify = Callable[[BillTransition], Awaitable[None]]
 
 _bills_to_check = db_async(selectors.bills_to_check)
 DEFAULT_LATE_GRACE = timedelta(days=1)
+DEFAULT_CONCURRENCY = 64
+RATE_LIMIT_TRIES = 6  # asks about one bill in a round while the provider answers 429
+RATE_LIMIT_BACKOFF = 0.5  # seconds before the second ask without Retry-After; doubles
+RATE_LIMIT_MAX_PAUSE = 60.0  # seconds: a longer Retry-After is cut to this
+
+
+class Throttle:
+    """How many bills of a round are asked about at once, and from when.
+
+    Worker `i` of the round takes a new bill only while `i < limit`. A 429 halves the
+    limit (once for all the requests already running when it came; never below a
+    quarter of `ceiling`) and, with a Retry-After, holds every request until then;
+    each `limit` answers in a row without a 429 raise the limit by one again.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.floor = max(1, self.ceiling // 4)
+        self.limit = self.ceiling
+        self.resume_at = 0.0  # loop time before which no request starts
+        self.epoch = 0  # how many times the limit was lowered
+        self._answers = 0  # answers without a 429 since the limit last changed
+        self._finished = False
+        self._changed = asyncio.Event()
+
+    async def turn(self, index: int) -> None:
+        """Wait until worker `index` may take a new bill (or the round is over)."""
+        while index >= self.limit and not self._finished:
+            await self._changed.wait()
+
+    async def ready(self) -> int:
+        """Wait out the pause the provider asked for; returns the epoch to report a 429 in."""
+        loop = asyncio.get_running_loop()
+        while (pause := self.resume_at - loop.time()) > 0:
+            await asyncio.sleep(pause)
+        return self.epoch
+
+    def answered(self) -> None:
+        self._answers += 1
+        if self._answers >= self.limit and self.limit < self.ceiling:
+            self._answers = 0
+            self.limit += 1
+            self._wake()
+
+    def rate_limited(self, *, epoch: int, retry_after: float | None) -> None:
+        """A 429 to a request sent in `epoch`."""
+        self._answers = 0
+        if retry_after is not None:
+            pause = min(max(retry_after, 0.0), RATE_LIMIT_MAX_PAUSE)
+            self.resume_at = max(self.resume_at, asyncio.get_running_loop().time() + pause)
+        if epoch == self.epoch:  # the first 429 since the last lowering
+            self.epoch += 1
+            self.limit = max(self.floor, self.limit // 2)
+
+    def finish(self) -> None:
+        """No bill is left to take: the workers waiting for their turn stop waiting."""
+        self._finished = True
+        self._wake()
+
+    def _wake(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+
+async def _ask(
+    *, bill: Bill, provider: PaymentProvider, throttle: Throttle
+) -> BillTransition | Exception:
+    """Check one bill; while the provider answers 429, ask again (a bounded number of
+    times) after its Retry-After or a growing pause."""
+    for attempt in range(1, RATE_LIMIT_TRIES + 1):
+        epoch = await throttle.ready()
+        try:
+            transition = await bill_check(provider=provider, bill=bill)
+        except ProviderRateLimited as e:
+            throttle.rate_limited(epoch=epoch, retry_after=e.retry_after)
+            if attempt == RATE_LIMIT_TRIES:
+                logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
+                return e
+            if e.retry_after is None:
+                await asyncio.sleep(RATE_LIMIT_BACKOFF * 2 ** (attempt - 1))
+            continue
+        except ProviderError as e:
+            logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
+            return e
+        except Exception as e:
+            logger.exception("bill {} not checked, will retry next round", bill.pk)
+            return e
+        throttle.answered()
+        return transition
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 async def check_bills(
-    *, bills: list[Bill], provider: PaymentProvider, notify: Notify, concurrency: int = 8
+    *,
+    bills: list[Bill],
+    provider: PaymentProvider,
+    notify: Notify,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[BillTransition | Exception]:
     """Check each bill at the provider and tell its owner what changed.
 
-    A bill that cannot be checked now is logged and left for the next round; it never
-    delays the others. Returns, per bill, the transition or the error.
+    At most `concurrency` workers take the bills in order, oldest first. A bill that
+    cannot be checked now is logged and left for the next round; it never delays the
+    others, and neither does a message to a user (Telegram may make it wait). Returns,
+    per bill, the transition or the error.
     """
-    limit = asyncio.Semaphore(concurrency)
+    throttle = Throttle(min(concurrency, len(bills)))
+    pending = list(reversed(range(len(bills))))  # positions of the bills not taken yet
+    by_position: dict[int, BillTransition | Exception] = {}
+    messages: list[asyncio.Task[None]] = []
 
-    async def one(bill: Bill) -> BillTransition | Exception:
-        async with limit:
-            try:
-                transition = await bill_check(provider=provider, bill=bill)
-            except ProviderError as e:
-                logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
-                return e
-            except Exception as e:
-                logger.exception("bill {} not checked, will retry next round", bill.pk)
-                return e
-        news = transition.unknown_status and transition.unknown_status != bill.provider_status
-        if transition.changed or news:
-            try:
-                await notify(transition)
-            except Exception:
-                logger.exception("could not tell user about bill {}", bill.pk)
-        return transition
+    async def worker(index: int) -> None:
+        while True:
+            await throttle.turn(index)
+            if not pending:
+                throttle.finish()
+                return
+            position = pending.pop()
+            bill = bills[position]
+            by_position[position] = result = await _ask(
+                bill=bill, provider=provider, throttle=throttle
+            )
+            if isinstance(result, Exception):
+                continue
+            news = result.unknown_status and result.unknown_status != bill.provider_status
+            if result.changed or news:
+                messages.append(asyncio.create_task(_tell(notify, result)))
 
-    return await asyncio.gather(*(one(bill) for bill in bills))
+    try:
+        await asyncio.gather(*(worker(index) for index in range(throttle.ceiling)))
+        await asyncio.gather(*messages)
+    finally:
+        for message in messages:
+            message.cancel()
+    return [by_position[position] for position in range(len(bills))]
+
+
+async def _tell(notify: Notify, transition: BillTransition) -> None:
+    try:
+        await notify(transition)
+    except Exception:
+        logger.exception("could not tell user about bill {}", transition.bill.pk)
 
 
 async def poll_once(
     *,
     provider: PaymentProvider,
     notify: Notify,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     late_grace: timedelta = DEFAULT_LATE_GRACE,
 ) -> int:
     """Check every open bill, and every bill closed within `late_grace`, once; returns
@@ -73,7 +190,7 @@ async def run_poller(
     provider: PaymentProvider,
     notify: Notify,
     interval: float,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     late_grace: timedelta = DEFAULT_LATE_GRACE,
 ) -> None:
     """Poll forever, every `interval` seconds; a failed round (say, the database is

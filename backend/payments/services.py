@@ -184,8 +184,9 @@ def bill_apply_status(
         return BillTransition(bill=bill, changed=False)
 
     if status not in PROVIDER_FINAL:
-        Bill.objects.filter(pk=bill.pk).update(provider_status=status[:32])
-        bill.provider_status = status[:32]
+        if bill.provider_status != status[:32]:
+            Bill.objects.filter(pk=bill.pk).update(provider_status=status[:32])
+            bill.provider_status = status[:32]
         return BillTransition(bill=bill, changed=False, unknown_status=status)
 
     new_status = PROVIDER_FINAL[status]

@@ -7,6 +7,7 @@ import copy
 import json
 import re
 import secrets
+import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class QiwiRequest:
     json: Any | None
     failed: bool = False
     consumed: bool = field(default=False, repr=False)
+    at: float = field(default_factory=time.monotonic, repr=False)  # when it came
 
 
 @dataclass
@@ -82,6 +84,7 @@ class _Fault:
     body: str | None
     json_body: dict[str, Any] | None
     delay: float
+    headers: dict[str, str] | None = None
 
 
 class FakeQiwi(FakeServer):
@@ -93,6 +96,18 @@ class FakeQiwi(FakeServer):
         self.requests: list[QiwiRequest] = []
         self.unexpected: list[QiwiRequest] = []
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
+        # Requests being answered right now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._holding = False
+
+    def hold(self) -> None:
+        """Keep every answer (but the queued faults) back until release()."""
+        self._holding = True
+
+    def release(self) -> None:
+        self._holding = False
+        self._notify()
 
     def _build_app(self) -> web.Application:
         app = web.Application()
@@ -100,6 +115,14 @@ class FakeQiwi(FakeServer):
         return app
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         text = await request.text()
         try:
             body = json.loads(text) if text else None
@@ -118,6 +141,8 @@ class FakeQiwi(FakeServer):
         self.requests.append(req)
         if self._faults[request.method]:
             return await self._fault_response(self._faults[request.method].popleft())
+        if self._holding:
+            await self._wait_until(lambda: None if self._holding else True, 3600)
         try:
             if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
                 raise _ApiError(401, "auth.unauthorized", "Invalid authentication data")
@@ -182,12 +207,16 @@ class FakeQiwi(FakeServer):
         await self._sleep(fault.delay)
         if fault.body is not None:
             kind = "text/html" if fault.body.lstrip().startswith("<") else "text/plain"
-            return web.Response(status=fault.status, text=fault.body, content_type=kind)
+            return web.Response(
+                status=fault.status, text=fault.body, content_type=kind, headers=fault.headers
+            )
         if fault.json_body is not None:
-            return web.json_response(fault.json_body, status=fault.status)
+            return web.json_response(fault.json_body, status=fault.status, headers=fault.headers)
         code = _ERROR_CODES.get(fault.status, "internal.error")
         return web.json_response(
-            qiwi_error(code, f"Fake failure {fault.status}"), status=fault.status
+            qiwi_error(code, f"Fake failure {fault.status}"),
+            status=fault.status,
+            headers=fault.headers,
         )
 
     # ---- helpers for tests ------------------------------------------------------
@@ -211,9 +240,11 @@ class FakeQiwi(FakeServer):
         json_body: dict[str, Any] | None = None,
         delay: float = 0.0,
         times: int = 1,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Queue `times` failures for HTTP `method` ("PUT"/"GET"/"POST")."""
-        fault = _Fault(status, body, json_body, delay)
+        """Queue `times` failures for HTTP `method` ("PUT"/"GET"/"POST"), with `headers`
+        (say, Retry-After) on the answer."""
+        fault = _Fault(status, body, json_body, delay, headers)
         self._faults[method.upper()].extend(copy.copy(fault) for _ in range(times))
 
     async def wait_request(

@@ -2,6 +2,10 @@ from django.conf import settings
 
 from backend.payments.providers.base import PaymentProvider
 
+# Connections beyond the poller's, so that a user's bill or check button does not wait
+# for a round's requests.
+SPARE_CONNECTIONS = 16
+
 
 def provider_from_settings() -> PaymentProvider:
     """The configured provider (QIWI); raises ProviderAuthError for a malformed key."""
@@ -11,4 +15,5 @@ def provider_from_settings() -> PaymentProvider:
         secret_key=settings.QIWI_SECRET_KEY,
         api_url=settings.QIWI_API_URL,
         timeout=settings.QIWI_TIMEOUT_SECONDS,
+        max_connections=settings.BILL_POLL_CONCURRENCY + SPARE_CONNECTIONS,
     )

@@ -23,6 +23,15 @@ class ProviderNotFound(ProviderError):
     """The provider has no bill with that id."""
 
 
+class ProviderRateLimited(ProviderError):
+    """The provider asks us to slow down (HTTP 429); `retry_after` is how long it asked
+    us to wait, in seconds, when it said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class ProviderBill:
     bill_id: str
