@@ -31,6 +31,8 @@ CHUNK_BYTES = 256 * 1024
 # Pieces waiting for a slow client: the server's memory for one export stays bounded.
 QUEUED_CHUNKS = 4
 _END = object()
+# Every formula start (exports.FORMULA_STARTS) sorts below this, byte by byte.
+_ABOVE_FORMULA_STARTS = "A"
 
 
 class _SecondsText(Func):
@@ -66,8 +68,10 @@ def _server_knows(alias: str, zone: str) -> bool:
 def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
     """The SQL that turns the inner query's `alias` into the CSV's value."""
     if kind == "text":  # exports.safe_text; '' as NULL (COPY quotes an empty string)
+        # Most texts start with a letter: one byte comparison settles them.
         return (
-            f"CASE WHEN ascii({alias}) IN ({formula_codes}) THEN '''' || {alias} "
+            f"CASE WHEN {alias} COLLATE \"C\" >= '{_ABOVE_FORMULA_STARTS}' THEN {alias} "
+            f"WHEN ascii({alias}) IN ({formula_codes}) THEN '''' || {alias} "
             f"ELSE NULLIF({alias}, '') END"
         )
     if kind == "BooleanField":
@@ -88,6 +92,8 @@ def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -
     from backend.users.exports import FORMULA_STARTS  # exports imports this module
 
     formula_codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
+    if max(FORMULA_STARTS) >= _ABOVE_FORMULA_STARTS:
+        raise ValueError("a formula start sorts above the shortcut of _csv_value")
     fields = queryset.model._meta
     inner = {"csv_pk": F("pk")}
     outer = []
