@@ -119,15 +119,15 @@ def breakdown(name: str, rows: int) -> list[list]:
             exports._local(row[7], zone)
 
     def python_csv() -> None:
-        for text in exports.csv_chunks(queryset, bom=True):
+        for text in exports.csv_chunks(queryset=queryset, bom=True):
             text.encode()
 
     def copy_csv() -> None:
-        for _ in exports.csv_stream(queryset, bom=True):
+        for _ in exports.csv_stream(queryset=queryset, bom=True):
             pass
 
     def python_xlsx() -> None:
-        for _ in exports.xlsx_stream(queryset):
+        for _ in exports.xlsx_stream(queryset=queryset):
             pass
 
     steps = [

@@ -105,7 +105,7 @@ def local(moment: datetime, zone: str) -> str:
 
 def python_csv(queryset, *, bom: bool) -> bytes:
     """The Python path's bytes (what SQLite gets), for comparison."""
-    return b"".join(exports.csv_stream(queryset, bom=bom, copy=False))
+    return b"".join(exports.csv_stream(queryset=queryset, bom=bom, copy=False))
 
 
 # --- COPY against the Python path ----------------------------------------------------
@@ -116,7 +116,7 @@ def python_csv(queryset, *, bom: bool) -> bytes:
 def test_copy_csv_is_byte_for_byte_the_python_csv(admin_client, tricky, settings, zone):
     settings.TIME_ZONE = zone
     users = TelegramUser.objects.all()
-    assert exports.csv_made_by_copy(users)
+    assert exports.csv_made_by_copy(queryset=users)
 
     body = b"".join(admin_client.get(CSV_URL).streaming_content)
 
@@ -212,7 +212,7 @@ def test_the_python_path_exports_what_sqlite_can_hold(admin_client, tricky):
     """On SQLite (and wherever COPY is not used) the same rows come from Python."""
     if connection.vendor == "sqlite":
         TelegramUser.objects.create(telegram_id=77, username="nul\x00byte")
-    body = b"".join(exports.csv_stream(TelegramUser.objects.all(), bom=True))
+    body = b"".join(exports.csv_stream(queryset=TelegramUser.objects.all(), bom=True))
     assert body == python_csv(TelegramUser.objects.all(), bom=True)
     text = body.decode("utf-8")
     assert '5000000002,"quote""inside","Smith, ""Jr""","line\nbreak",99999.99,0,' in text
@@ -279,6 +279,6 @@ def test_a_zone_postgresql_does_not_know_falls_back_to_the_python_path(admin_cli
     """A zone the server has no data for (Python's data may be newer) still exports."""
     unknown = ZoneInfo.from_file(io.BytesIO(zone_file("Europe/Moscow")), key="Nowhere/Test")
     with timezone.override(unknown):
-        assert not exports.csv_made_by_copy(TelegramUser.objects.all())
+        assert not exports.csv_made_by_copy(queryset=TelegramUser.objects.all())
         body = b"".join(admin_client.get(CSV_URL).streaming_content)
     assert f",{local(TRICKY_DATES[3], 'Europe/Moscow')}\r\n".encode() in body

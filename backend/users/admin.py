@@ -298,7 +298,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
         queryset = self._listed(request)
         logger.info("users exported as CSV by {}", request.user.get_username())
         response = StreamingHttpResponse(
-            exports.csv_stream(queryset, bom=True), content_type="text/csv; charset=utf-8"
+            exports.csv_stream(queryset=queryset, bom=True), content_type="text/csv; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="{self._export_name("csv")}"'
         return response
@@ -308,7 +308,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
         queryset = self._listed(request)
         logger.info("users exported as XLSX by {}", request.user.get_username())
         response = StreamingHttpResponse(
-            exports.xlsx_stream(queryset), content_type=exports.XLSX_CONTENT_TYPE
+            exports.xlsx_stream(queryset=queryset), content_type=exports.XLSX_CONTENT_TYPE
         )
         response["Content-Disposition"] = f'attachment; filename="{self._export_name("xlsx")}"'
         return response

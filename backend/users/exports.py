@@ -87,7 +87,7 @@ def _row_chunks(queryset: QuerySet) -> Iterator[tuple[str, int]]:
         yield buffer.getvalue(), len(batch)
 
 
-def csv_chunks(queryset: QuerySet, *, bom: bool = False) -> Iterator[str]:
+def csv_chunks(*, queryset: QuerySet, bom: bool = False) -> Iterator[str]:
     """The CSV made in Python, in pieces; `bom` starts it with a BOM, so that Excel
     reads the file as UTF-8 and shows Cyrillic names right."""
     yield _header(bom=bom)
@@ -103,17 +103,17 @@ def _copy_plan(queryset: QuerySet) -> tuple[str, str] | None:
     return csv_copy.copy_sql(queryset=queryset, columns=HEADER, texts=TEXT_COLUMNS), zone
 
 
-def csv_made_by_copy(queryset: QuerySet) -> bool:
+def csv_made_by_copy(*, queryset: QuerySet) -> bool:
     """Whether `csv_stream` and `csv_write` use COPY for this queryset."""
     return csv_copy.copy_zone(queryset=queryset) is not None
 
 
-def csv_stream(queryset: QuerySet, *, bom: bool = False, copy: bool = True) -> Iterator[bytes]:
+def csv_stream(*, queryset: QuerySet, bom: bool = False, copy: bool = True) -> Iterator[bytes]:
     """The CSV as UTF-8 byte chunks for a streamed response (COPY when `copy` and the
     database allows)."""
     plan = _copy_plan(queryset) if copy else None
     if plan is None:
-        return (text.encode() for text in csv_chunks(queryset, bom=bom))
+        return (text.encode() for text in csv_chunks(queryset=queryset, bom=bom))
     sql, zone = plan
     header = _header(bom=bom).encode()
     return _chain(header, csv_copy.copy_stream(queryset=queryset, sql=sql, zone=zone))
@@ -124,7 +124,7 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def csv_write(queryset: QuerySet, *, write: Callable[[bytes], object], bom: bool = False) -> int:
+def csv_write(*, queryset: QuerySet, write: Callable[[bytes], object], bom: bool = False) -> int:
     """Write the CSV as UTF-8 bytes through `write` (whole rows each call); returns the
     number of users written."""
     write(_header(bom=bom).encode())
@@ -139,7 +139,7 @@ def csv_write(queryset: QuerySet, *, write: Callable[[bytes], object], bom: bool
     return rows
 
 
-def xlsx_stream(queryset: QuerySet) -> Iterator[bytes]:
+def xlsx_stream(*, queryset: QuerySet) -> Iterator[bytes]:
     """The users as an XLSX workbook, streamed; dates in the active zone, without it
     (XLSX has no zones), as openpyxl wrote them."""
     zone = timezone.get_current_timezone()

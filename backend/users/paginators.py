@@ -6,10 +6,10 @@ whole table at a million users, more for a filter without an index. Here:
 - the unfiltered list of a big table (PostgreSQL) takes the planner's row estimate
   (`pg_class.reltuples`, kept by autovacuum), shown as «≈ N»;
 - any other list counts at most `cap` + 1 rows (`COUNT(*)` over a LIMITed subquery):
-  exact up to the cap, «N+» above it. The cap grows with the page asked for, so the
-  pages after it stay reachable.
+  exact up to the cap, «N+» above it (the users admin raises the cap with the page
+  asked for, so the pages after it stay reachable).
 
-Small tables, and SQLite, get exact counts as before.
+Tables under the cap get exact counts as before; SQLite never estimates.
 """
 
 from __future__ import annotations

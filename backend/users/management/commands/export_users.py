@@ -24,10 +24,10 @@ class Command(BaseCommand):
         users = TelegramUser.objects.all()
         if target is not None:
             with target:
-                count = csv_write(users, write=target.write, bom=bom)
+                count = csv_write(queryset=users, write=target.write, bom=bom)
             self.stderr.write(f"{count} users written to {output}")
         else:
-            csv_write(users, write=self._stdout_writer(), bom=bom)
+            csv_write(queryset=users, write=self._stdout_writer(), bom=bom)
 
     def _stdout_writer(self) -> Callable[[bytes], object]:
         """The real stdout takes the bytes as they are (no text layer in between); a
