@@ -282,3 +282,13 @@ def test_a_zone_postgresql_does_not_know_falls_back_to_the_python_path(admin_cli
         assert not exports.csv_made_by_copy(queryset=TelegramUser.objects.all())
         body = b"".join(admin_client.get(CSV_URL).streaming_content)
     assert f",{local(TRICKY_DATES[3], 'Europe/Moscow')}\r\n".encode() in body
+
+
+def test_the_python_path_sends_thousands_of_rows_a_chunk(db):
+    """Not a socket send per line: the header, then ROWS_PER_CHUNK rows a piece."""
+    TelegramUser.objects.bulk_create(
+        TelegramUser(telegram_id=i, username=f"user{i}") for i in range(1, 2501)
+    )
+    chunks = list(exports.csv_stream(queryset=TelegramUser.objects.all(), copy=False))
+    assert [chunk.count(b"\r\n") for chunk in chunks] == [1, exports.ROWS_PER_CHUNK, 500]
+    assert chunks[1].startswith(b"1,user1,,,0.00,0,")
