@@ -362,6 +362,28 @@ async def test_a_429_without_retry_after_backs_off_and_the_bills_are_checked_in_
     await assert_credited_once(bills)
 
 
+async def test_while_a_throttled_bill_waits_its_worker_asks_about_the_next_one(provider, qiwi):
+    first, second = await waiting_bills(provider, 3061, 2)
+    qiwi.fail_next("GET", status=429)  # no Retry-After: the first bill waits on its own
+    results, _ = await one_round(provider, concurrency=1)
+    assert [r.bill_id for r in qiwi.requests if r.method == "GET"] == [
+        first.pk,
+        second.pk,
+        first.pk,
+    ]
+    assert all(isinstance(r, BillTransition) for r in results)
+
+
+async def test_a_retry_after_holds_the_other_bills_of_the_round_too(provider, qiwi):
+    first, second = await waiting_bills(provider, 3071, 2)
+    qiwi.fail_next("GET", status=429, headers={"Retry-After": "1"})
+    results, _ = await one_round(provider, concurrency=1)
+    asked = [r for r in qiwi.requests if r.method == "GET"]
+    assert [r.bill_id for r in asked] == [first.pk, first.pk, second.pk]
+    assert asked[2].at - asked[0].at >= 0.9
+    assert all(isinstance(r, BillTransition) for r in results)
+
+
 async def test_a_bill_throttled_on_every_ask_is_left_for_the_next_round(provider, qiwi):
     from backend.payments.poller import RATE_LIMIT_TRIES
 

@@ -4,12 +4,13 @@ asks the provider about each, a bounded number at a time.
 A 429 from the provider slows the round down instead of failing bills: the bill is
 asked about again later in the same round (after the provider's Retry-After, which
 pauses every request of the round, or after a growing pause of its own), and fewer
-bills are asked about at once for a while.
+bills are asked about at once for a while (`Throttle`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -91,32 +92,25 @@ class Throttle:
         event.set()
 
 
-async def _ask(
+async def _check_one(
     *, bill: Bill, provider: PaymentProvider, throttle: Throttle
 ) -> BillTransition | Exception:
-    """Check one bill; while the provider answers 429, ask again (a bounded number of
-    times) after its Retry-After or a growing pause."""
-    for attempt in range(1, RATE_LIMIT_TRIES + 1):
-        epoch = await throttle.ready()
-        try:
-            transition = await bill_check(provider=provider, bill=bill)
-        except ProviderRateLimited as e:
-            throttle.rate_limited(epoch=epoch, retry_after=e.retry_after)
-            if attempt == RATE_LIMIT_TRIES:
-                logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
-                return e
-            if e.retry_after is None:
-                await asyncio.sleep(RATE_LIMIT_BACKOFF * 2 ** (attempt - 1))
-            continue
-        except ProviderError as e:
-            logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
-            return e
-        except Exception as e:
-            logger.exception("bill {} not checked, will retry next round", bill.pk)
-            return e
-        throttle.answered()
-        return transition
-    raise AssertionError("unreachable: the last attempt returns")
+    """One ask about one bill, after the pause the provider asked for; the error, if any,
+    is returned (a 429 is left to the caller, who asks again later)."""
+    epoch = await throttle.ready()
+    try:
+        transition = await bill_check(provider=provider, bill=bill)
+    except ProviderRateLimited as e:
+        throttle.rate_limited(epoch=epoch, retry_after=e.retry_after)
+        return e
+    except ProviderError as e:
+        logger.warning("bill {} not checked, will retry next round: {}", bill.pk, e)
+        return e
+    except Exception as e:
+        logger.exception("bill {} not checked, will retry next round", bill.pk)
+        return e
+    throttle.answered()
+    return transition
 
 
 async def check_bills(
@@ -128,27 +122,43 @@ async def check_bills(
 ) -> list[BillTransition | Exception]:
     """Check each bill at the provider and tell its owner what changed.
 
-    At most `concurrency` workers take the bills in order, oldest first. A bill that
-    cannot be checked now is logged and left for the next round; it never delays the
-    others, and neither does a message to a user (Telegram may make it wait). Returns,
-    per bill, the transition or the error.
+    At most `concurrency` workers take the bills in order, oldest first. A bill that got
+    a 429 is taken again later in the round: after the provider's Retry-After, or after
+    a pause of its own that doubles with each 429 (its worker goes on with other bills
+    meanwhile). A bill that cannot be checked now is logged and left for the next
+    round; it never delays the others, and neither does a message to a user (Telegram
+    may make it wait). Returns, per bill, the transition or the error.
     """
+    loop = asyncio.get_running_loop()
     throttle = Throttle(min(concurrency, len(bills)))
     pending = list(reversed(range(len(bills))))  # positions of the bills not taken yet
+    retries: list[tuple[float, int, int]] = []  # (when, position, attempt): a heap
     by_position: dict[int, BillTransition | Exception] = {}
     messages: list[asyncio.Task[None]] = []
 
     async def worker(index: int) -> None:
         while True:
             await throttle.turn(index)
-            if not pending:
+            if retries and retries[0][0] <= loop.time():
+                _, position, attempt = heapq.heappop(retries)
+            elif pending:
+                position, attempt = pending.pop(), 1
+            elif retries:
+                await asyncio.sleep(retries[0][0] - loop.time())
+                continue
+            else:  # the workers still asking see to their own retries
                 throttle.finish()
                 return
-            position = pending.pop()
             bill = bills[position]
-            by_position[position] = result = await _ask(
-                bill=bill, provider=provider, throttle=throttle
-            )
+            result = await _check_one(bill=bill, provider=provider, throttle=throttle)
+            if isinstance(result, ProviderRateLimited):
+                if attempt < RATE_LIMIT_TRIES:
+                    pause = 0.0 if result.retry_after is not None else RATE_LIMIT_BACKOFF
+                    when = loop.time() + pause * 2 ** (attempt - 1)
+                    heapq.heappush(retries, (when, position, attempt + 1))
+                    continue
+                logger.warning("bill {} not checked, will retry next round: {}", bill.pk, result)
+            by_position[position] = result
             if isinstance(result, Exception):
                 continue
             news = result.unknown_status and result.unknown_status != bill.provider_status
