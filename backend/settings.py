@@ -208,6 +208,22 @@ ADMIN_TELEGRAM_IDS = [int(i) for i in env_list("ADMIN_TELEGRAM_IDS") if i.lstrip
 ADMIN_SITE_URL = env("ADMIN_SITE_URL", "http://127.0.0.1:8000/admin/")
 
 # --- payments ------------------------------------------------------------------------
+PAYMENT_PROVIDERS = env_list("PAYMENT_PROVIDERS", "qiwi")  # qiwi, telegram: in this order
+if not PAYMENT_PROVIDERS or set(PAYMENT_PROVIDERS) - {"qiwi", "telegram"}:
+    raise ImproperlyConfigured(
+        f"PAYMENT_PROVIDERS: a comma list of qiwi and telegram, got {env('PAYMENT_PROVIDERS')!r}"
+    )
+# Empty: Telegram Stars (XTR). A token from @BotFather → Payments: that provider.
+TELEGRAM_PAYMENTS_PROVIDER_TOKEN = env("TELEGRAM_PAYMENTS_PROVIDER_TOKEN")
+TELEGRAM_PAYMENTS_CURRENCY = env("TELEGRAM_PAYMENTS_CURRENCY", "RUB").upper()
+try:
+    RUBLES_PER_STAR = Decimal(env("RUBLES_PER_STAR", "1"))
+except ArithmeticError:
+    RUBLES_PER_STAR = Decimal(0)
+if not RUBLES_PER_STAR.is_finite() or RUBLES_PER_STAR <= 0:
+    raise ImproperlyConfigured(
+        f"RUBLES_PER_STAR must be a positive number, got {env('RUBLES_PER_STAR')!r}"
+    )
 QIWI_SECRET_KEY = env("QIWI_SECRET_KEY")
 QIWI_API_URL = env("QIWI_API_URL", "https://api.qiwi.com")
 QIWI_TIMEOUT_SECONDS = env_int("QIWI_TIMEOUT_SECONDS", 15)
@@ -229,5 +245,5 @@ LOGGING_CONFIG = "backend.logging.setup"
 LOGGING = {
     "level": env("LOG_LEVEL", "INFO").upper(),
     "dir": LOG_DIR,
-    "secrets": [TELEGRAM_API_TOKEN, QIWI_SECRET_KEY],
+    "secrets": [TELEGRAM_API_TOKEN, QIWI_SECRET_KEY, TELEGRAM_PAYMENTS_PROVIDER_TOKEN],
 }

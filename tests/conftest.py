@@ -9,17 +9,20 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from django.db import connections
 
 from backend import logging as backend_logging
 from backend.bot.config import BotConfig
 from backend.bot.dispatcher import build_bot, build_dispatcher, run_bot
 from backend.payments.providers.qiwi import QiwiProvider
+from backend.payments.providers.telegram import TelegramPaymentsProvider
 from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
 
 # Shaped like the real thing, so the log redaction is tested against real shapes.
 TOKEN = "7012345678:AAHfakeTokenForTests_0123456789abcdef"
 QIWI_KEY = make_secret_key()
+PROVIDER_TOKEN = "381764678:TEST:5f0c2a9e71d4"  # a Telegram Payments provider token
 ADMIN_ID = 900001
 
 
@@ -66,23 +69,41 @@ class BotProcess:
     """The bot as `runbot` runs it (real aiogram, real pyqiwip2p), in this event loop."""
 
     def __init__(
-        self, tg: FakeTelegram, qiwi: FakeQiwi, config: BotConfig, qiwi_timeout: float = 2
+        self,
+        tg: FakeTelegram,
+        qiwi: FakeQiwi,
+        config: BotConfig,
+        qiwi_timeout: float = 2,
+        payments: tuple[str, ...] = ("qiwi",),
+        telegram_payments: dict | None = None,
     ) -> None:
         self.tg, self.qiwi, self.config = tg, qiwi, config
         self.qiwi_timeout = qiwi_timeout
+        self.payments = payments
+        # TelegramPaymentsProvider's settings: provider_token, currency, rubles_per_star
+        self.telegram_payments = {
+            "provider_token": "",
+            "currency": "RUB",
+            "rubles_per_star": Decimal(1),
+            **(telegram_payments or {}),
+        }
         self._task: asyncio.Task | None = None
 
     async def start(self, *, polling: bool = True) -> None:
         """Start; with `polling` wait until it polls (a second bot process waits instead)."""
-        provider = QiwiProvider(
-            secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=self.qiwi_timeout
-        )
-        self.dp = build_dispatcher(provider=provider, config=self.config)
         bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
+        makers = {
+            "qiwi": lambda: QiwiProvider(
+                secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=self.qiwi_timeout
+            ),
+            "telegram": lambda: TelegramPaymentsProvider(bot=bot, **self.telegram_payments),
+        }
+        providers = {name: makers[name]() for name in self.payments}
+        self.dp = build_dispatcher(providers=providers, config=self.config)
         self._task = asyncio.create_task(
             run_bot(
                 bot=bot,
-                provider=provider,
+                providers=providers,
                 config=self.config,
                 dispatcher=self.dp,
                 handle_signals=False,
@@ -109,8 +130,22 @@ async def make_bot(transactional_db, tg, qiwi, config):
     """Starts the bot with some settings changed: `await make_bot(poll_interval=0.2)`."""
     started: list[BotProcess] = []
 
-    async def make(*, polling: bool = True, qiwi_timeout: float = 2, **changes) -> BotProcess:
-        process = BotProcess(tg, qiwi, dataclasses.replace(config, **changes), qiwi_timeout)
+    async def make(
+        *,
+        polling: bool = True,
+        qiwi_timeout: float = 2,
+        payments: tuple[str, ...] = ("qiwi",),
+        telegram_payments: dict | None = None,
+        **changes,
+    ) -> BotProcess:
+        process = BotProcess(
+            tg,
+            qiwi,
+            dataclasses.replace(config, **changes),
+            qiwi_timeout,
+            payments,
+            telegram_payments,
+        )
         await process.start(polling=polling)
         started.append(process)
         return process
@@ -126,3 +161,16 @@ async def make_bot(transactional_db, tg, qiwi, config):
 @pytest.fixture
 async def bot(make_bot) -> BotProcess:
     return await make_bot()
+
+
+@pytest.fixture
+async def boss_client(transactional_db, async_client, settings, tg, qiwi):
+    """An admin superuser's client; the admin reaches the fake Telegram and QIWI."""
+    settings.QIWI_SECRET_KEY = QIWI_KEY
+    settings.QIWI_API_URL = qiwi.base_url
+    settings.TELEGRAM_API_TOKEN = TOKEN
+    settings.TELEGRAM_API_SERVER = tg.base_url
+    boss = await sync_to_async(User.objects.create_superuser)("boss", "b@example.com", "pw")
+    await sync_to_async(async_client.force_login)(boss)
+    yield async_client
+    await sync_to_async(connections.close_all)()

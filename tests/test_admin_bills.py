@@ -4,16 +4,13 @@ against the fake QIWI; the user hears of the payment through the fake Bot API.""
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
-from django.db import connections
 
 from backend.payments import services
 from backend.payments.models import Bill
 from backend.payments.providers.qiwi import QiwiProvider
 from backend.users.models import TelegramUser
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.conftest import QIWI_KEY
 
 URL = "/admin/payments/bill/"
 
@@ -32,18 +29,6 @@ def open_bills(amounts: dict[int, str]) -> list[Bill]:
 @sync_to_async
 def refreshed(bill: Bill) -> Bill:
     return Bill.objects.select_related("user").get(pk=bill.pk)
-
-
-@pytest.fixture
-async def boss_client(transactional_db, async_client, settings, tg, qiwi):
-    settings.QIWI_SECRET_KEY = QIWI_KEY
-    settings.QIWI_API_URL = qiwi.base_url
-    settings.TELEGRAM_API_TOKEN = TOKEN
-    settings.TELEGRAM_API_SERVER = tg.base_url
-    boss = await sync_to_async(User.objects.create_superuser)("boss", "b@example.com", "pw")
-    await sync_to_async(async_client.force_login)(boss)
-    yield async_client
-    await sync_to_async(connections.close_all)()
 
 
 async def test_check_now_credits_paid_bills_and_tells_their_users(boss_client, tg, qiwi):

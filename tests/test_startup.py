@@ -21,5 +21,5 @@ async def test_a_refused_token_stops_the_bot_with_a_clear_reason(tg, qiwi, confi
     provider = QiwiProvider(secret_key=QIWI_KEY, api_url=qiwi.base_url)
     bot = build_bot(token=TOKEN, api_server=tg.base_url)
     with pytest.raises(TokenRefused, match="TELEGRAM_API_TOKEN"):
-        await run_bot(bot=bot, provider=provider, config=config, handle_signals=False)
+        await run_bot(bot=bot, providers={"qiwi": provider}, config=config, handle_signals=False)
     assert not tg.sent("getUpdates")

@@ -4,7 +4,7 @@ project or the logs folder — logs, tracebacks, crash files a library dropped."
 import subprocess
 from pathlib import Path
 
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.conftest import PROVIDER_TOKEN, QIWI_KEY, TOKEN
 from tests.helpers import ROOT
 
 SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".ruff_cache", ".pytest_cache"}
@@ -25,13 +25,13 @@ def tracked_files() -> frozenset[Path]:
     return frozenset(ROOT / name for name in listing.split("\0") if name)
 
 
-def test_no_file_holds_the_token_or_the_qiwi_key(log_dir):
+def test_no_file_holds_the_token_or_a_payment_secret(log_dir):
     files = [*written_files(ROOT, tracked_files()), *written_files(log_dir)]
     assert any(p.name == "bot.log" for p in files)  # the logs were looked at
     leaks = [
         path
         for path in files
-        for secret in (TOKEN, QIWI_KEY)
+        for secret in (TOKEN, QIWI_KEY, PROVIDER_TOKEN)
         if secret.encode() in path.read_bytes()
     ]
     assert leaks == []

@@ -5,7 +5,17 @@ gets the fallback's empty answer."""
 from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field
+
+
+def _plain_digits(value: object) -> object:
+    # pydantic alone would take «1_000», «+5» or «5.0» from a forged button.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 10):
+        raise ValueError("not an amount the bot packs")
+    return value
+
+
+Amount = Annotated[int, BeforeValidator(_plain_digits)]
 
 
 class TopUp(CallbackData, prefix="topup"):
@@ -19,15 +29,14 @@ class Cancel(CallbackData, prefix="cancel"):
 class Confirm(CallbackData, prefix="confirm"):
     """Carries the amount, so a confirmation survives a restart of the bot."""
 
-    amount: int
+    amount: Amount
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _plain_digits(cls, value: object) -> object:
-        # pydantic alone would take «1_000», «+5» or «5.0» from a forged button.
-        if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 10):
-            raise ValueError("not an amount the bot packs")
-        return value
+
+class PayWith(CallbackData, prefix="pay"):
+    """The chosen way to pay, with the amount (as Confirm carries it)."""
+
+    provider: Annotated[str, Field(pattern=r"^(qiwi|telegram)$")]
+    amount: Amount
 
 
 class CheckBill(CallbackData, prefix="check"):

@@ -16,11 +16,11 @@ from loguru import logger
 
 from backend.bot import keyboards, notify, texts
 from backend.bot.config import BotConfig
-from backend.bot.handlers import admin, fallback, start, topup
+from backend.bot.handlers import admin, fallback, start, telegram_payments, topup
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.middlewares import FloodGuard, UserMiddleware
 from backend.bot.session import TelegramRequestPolicy
-from backend.payments.poller import run_poller
+from backend.payments.poller import run_expiry, run_poller
 from backend.payments.providers.base import PaymentProvider
 
 
@@ -35,14 +35,19 @@ def build_bot(*, token: str, api_server: str) -> Bot:
 
 
 def build_dispatcher(
-    *, provider: PaymentProvider, config: BotConfig, storage: BaseStorage | None = None
+    *,
+    providers: dict[str, PaymentProvider],
+    config: BotConfig,
+    storage: BaseStorage | None = None,
 ) -> Dispatcher:
-    dp = Dispatcher(storage=storage or MemoryStorage(), provider=provider, config=config)
+    """`providers`: the enabled ways to pay by name, in the order the user sees them."""
+    dp = Dispatcher(storage=storage or MemoryStorage(), providers=providers, config=config)
     dp.update.outer_middleware(FloodGuard(rate=config.flood_rate, burst=config.flood_burst))
     dp.update.outer_middleware(UserMiddleware())
     # Order matters: /admin and /start win over the amount prompt; fallbacks go last.
     dp.include_routers(
         admin.build_router(),
+        telegram_payments.build_router(),
         start.build_router(),
         topup.build_router(),
         fallback.build_router(),
@@ -126,7 +131,7 @@ async def keep_instance_lock(lock: InstanceLock, dp: Dispatcher, every: float) -
 async def run_bot(
     *,
     bot: Bot,
-    provider: PaymentProvider,
+    providers: dict[str, PaymentProvider],
     config: BotConfig,
     dispatcher: Dispatcher | None = None,
     handle_signals: bool = True,
@@ -135,7 +140,7 @@ async def run_bot(
 
     Only one process polls a bot token on one database: a second one waits here.
     """
-    dp = dispatcher or build_dispatcher(provider=provider, config=config)
+    dp = dispatcher or build_dispatcher(providers=providers, config=config)
     lock = instance_lock(bot.id)
     try:
         await take_instance_lock(lock, config.lock_retry)
@@ -143,21 +148,22 @@ async def run_bot(
     except BaseException:
         await lock.release()
         await bot.session.close()
-        await provider.close()
+        await _close(providers)
         raise
-    background = [
-        asyncio.create_task(
-            run_poller(
+    notifier = notify.BillNotifier(bot)
+    background = [asyncio.create_task(keep_instance_lock(lock, dp, config.lock_retry), name="lock")]
+    for provider in providers.values():
+        if provider.polled:
+            task = run_poller(
                 provider=provider,
-                notify=notify.BillNotifier(bot),
+                notify=notifier,
                 interval=config.poll_interval,
                 concurrency=config.poll_concurrency,
                 late_grace=config.late_payment_grace,
-            ),
-            name="bill-poller",
-        ),
-        asyncio.create_task(keep_instance_lock(lock, dp, config.lock_retry), name="lock"),
-    ]
+            )
+        else:
+            task = run_expiry(provider=provider, notify=notifier, interval=config.poll_interval)
+        background.append(asyncio.create_task(task, name=f"bills-{provider.name}"))
     try:
         await dp.start_polling(
             bot,
@@ -173,5 +179,10 @@ async def run_bot(
             with suppress(asyncio.CancelledError):
                 await task
         await lock.release()
-        await provider.close()
+        await _close(providers)
         logger.info("bot stopped")
+
+
+async def _close(providers: dict[str, PaymentProvider]) -> None:
+    for provider in providers.values():
+        await provider.close()

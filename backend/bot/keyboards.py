@@ -3,7 +3,7 @@ from functools import cache
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from backend.bot import texts
-from backend.bot.callbacks import Cancel, CheckBill, Confirm, TopUp
+from backend.bot.callbacks import Cancel, CheckBill, Confirm, PayWith, TopUp
 
 
 def _button(text: str, data) -> InlineKeyboardButton:
@@ -38,3 +38,9 @@ def bill(pay_url: str, bill_id: str) -> InlineKeyboardMarkup:
             [_button(texts.CHECK_BUTTON, CheckBill(bill_id=bill_id))],
         ]
     )
+
+
+def pay_with(amount: int, choices: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """One button per (provider, its button text), then «Отмена»."""
+    rows = [[_button(text, PayWith(provider=name, amount=amount))] for name, text in choices]
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, [_button(texts.CANCEL_BUTTON, Cancel())]])

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import TelegramObject, Update, User
 from loguru import logger
 
 from backend.common.db import db_async_idempotent
@@ -15,6 +15,17 @@ from backend.users.services import user_upsert
 
 _upsert = db_async_idempotent(user_upsert)
 _get = db_async_idempotent(user_get)
+
+
+def is_payment(event: TelegramObject) -> bool:
+    """Updates about money: never dropped. A payment is credited even to a blocked user or
+    in a flood, and a pre-checkout gets its answer (a refusal for blocked users)."""
+    if not isinstance(event, Update):
+        return False
+    message = event.message
+    return event.pre_checkout_query is not None or (
+        message is not None and message.successful_payment is not None
+    )
 
 
 class UserMiddleware(BaseMiddleware):
@@ -41,7 +52,7 @@ class UserMiddleware(BaseMiddleware):
         if sender is None or sender.is_bot:
             return None
         db_user = await self._user(sender)
-        if db_user.is_blocked:
+        if db_user.is_blocked and not is_payment(event):
             return None
         data["db_user"] = db_user
         return await handler(event, data)
@@ -94,7 +105,7 @@ class FloodGuard(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         sender: User | None = data.get("event_from_user")
-        if sender is None:
+        if sender is None or is_payment(event):
             return await handler(event, data)
         now = time.monotonic()
         tokens, then = self._buckets.get(sender.id, (self._burst, now))

@@ -23,6 +23,19 @@ BILL_NOT_FOUND = "Счёт не найден."
 BILL_ALREADY_PAID = "Этот счёт уже оплачен."
 BILL_ALREADY_CLOSED = "Этот счёт уже закрыт."
 CHECK_FAILED = "Не удалось проверить платёж. Попробуйте ещё раз через минуту."
+CHOOSE_PAYMENT = "Как вы хотите оплатить?"
+PAY_QIWI_BUTTON = "QIWI"
+PAY_TELEGRAM_BUTTON = "Telegram"
+PAY_STARS_BUTTON = "Telegram Stars"
+PAYMENT_REFUSED_BLOCKED = "Оплата недоступна."
+# Why a payment is refused at the pre-checkout (selectors.bill_payable_error's codes).
+PAYMENT_REFUSED = {
+    "not_found": "Счёт не найден.",
+    "not_yours": "Этот счёт выставлен другому пользователю.",
+    "closed": "Счёт уже оплачен или закрыт. Создайте новый.",
+    "expired": "Срок оплаты счёта истёк. Создайте новый.",
+    "mismatch": "Сумма или валюта не совпадают со счётом. Создайте новый.",
+}
 
 
 def money(amount: Decimal) -> str:
@@ -80,3 +93,39 @@ def admin_link(url: str) -> str:
 
 def support_report(where: str, error: str) -> str:
     return f"⚠️ Ошибка: {quote(where)}\n{quote(error)}"
+
+
+def payment_refused(code: str) -> str:
+    return PAYMENT_REFUSED.get(code, PAYMENT_REFUSED["closed"])
+
+
+def stars(count: int) -> str:
+    return f"{count:,} ⭐".replace(",", " ")
+
+
+def invoice_description(amount: Decimal, price: str, minutes: int) -> str:
+    """The invoice's own text (plain, up to 255 characters): both figures."""
+    return f"{money(amount)} на баланс бота, к оплате {price}. Счёт действует {minutes} мин."
+
+
+def invoice_sent(amount: Decimal, price: str) -> str:
+    return f"Счёт на {money(amount)} выставлен: к оплате {price}. Оплатите его кнопкой ниже."
+
+
+def foreign_money(total: int, currency: str) -> str:
+    return f"{total / 100:,.2f} {currency}".replace(",", " ")
+
+
+def to_pay(price: str) -> str:
+    return f"К оплате: {price}."
+
+
+def pay_button(provider: str, *, currency: str) -> str:
+    if provider == "qiwi":
+        return PAY_QIWI_BUTTON
+    return PAY_STARS_BUTTON if currency == "XTR" else PAY_TELEGRAM_BUTTON
+
+
+def choose_payment(amount: Decimal, prices: list[str]) -> str:
+    lines = "\n".join(prices)
+    return f"Пополнение баланса на {money(amount)}. {CHOOSE_PAYMENT}\n{lines}"

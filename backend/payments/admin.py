@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import admin, messages
@@ -7,9 +9,10 @@ from django.utils.translation import gettext_lazy as _
 
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.poller import check_bills
-from backend.payments.providers import provider_from_settings
-from backend.payments.providers.base import ProviderError
-from backend.payments.services import BillTransition
+from backend.payments.providers import provider_from_settings, telegram_provider_from_settings
+from backend.payments.providers.base import ProviderError, ProviderRefused
+from backend.payments.refunds import bill_refund
+from backend.payments.services import BalanceError, BillTransition
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -25,11 +28,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def search_by_id_or_telegram_id(queryset: QuerySet, term: str, id_field: str = "pk") -> QuerySet:
+def search_by_id_or_telegram_id(
+    queryset: QuerySet, term: str, id_field: str = "pk", charge_field: str | None = None
+) -> QuerySet:
     term = term.strip()
     if not term:
         return queryset
     condition = Q(**{id_field: term})
+    if charge_field:
+        condition |= Q(**{charge_field: term})
     if term.isdigit() and len(term) <= 19:
         condition |= Q(user__telegram_id=int(term))
     return queryset.filter(condition)
@@ -58,34 +65,90 @@ async def _check_now(bills: list[Bill]) -> list[BillTransition | Exception]:
             await bot.session.close()
 
 
+async def _refund(bill_ids: list[str], admin_user) -> list[tuple[str, str | None]]:
+    """Refund each bill through the bot's token; (bill id, why not or None) for each."""
+    from backend.bot.dispatcher import build_bot
+
+    bot = build_bot(token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER)
+    provider = telegram_provider_from_settings(bot)
+    results = []
+    try:
+        for bill_id in bill_ids:
+            try:
+                await bill_refund(provider=provider, bill_id=bill_id, admin=admin_user)
+            except BalanceError as e:
+                results.append((bill_id, str(e)))
+            except ProviderRefused as e:
+                results.append((bill_id, _("Telegram refused: %(error)s") % {"error": e}))
+            except ProviderError as e:
+                results.append(
+                    (bill_id, _("no answer from Telegram (%(error)s); try again") % {"error": e})
+                )
+            else:
+                results.append((bill_id, None))
+    finally:
+        await bot.session.close()
+    return results
+
+
 @admin.register(Bill)
 class BillAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "user",
+        "provider",
         "amount",
         "currency",
+        "invoice",
         "status",
         "provider_status",
+        "charge_id",
         "created_at",
         "expires_at",
         "credited_at",
     )
-    list_filter = ("status", "created_at")
+    list_filter = ("status", "provider", "created_at")
     search_fields = ("id",)  # the search itself: get_search_results
     search_help_text = _("Bill ID or the user's Telegram ID")
     list_select_related = ("user",)
     ordering = ("-created_at",)
     show_full_result_count = False
-    actions = ("check_now",)
+    actions = ("check_now", "refund")
 
     def get_search_results(self, request, queryset, search_term):
-        return search_by_id_or_telegram_id(queryset, search_term), False
+        return search_by_id_or_telegram_id(queryset, search_term, charge_field="charge_id"), False
+
+    @admin.display(description=_("to pay"))
+    def invoice(self, bill: Bill) -> str:
+        """What the provider asked of the user, when it is not the amount itself."""
+        if bill.invoice_total is None or bill.invoice_currency in ("", bill.currency):
+            return ""
+        if bill.invoice_currency == "XTR":
+            return f"{bill.invoice_total} ⭐"
+        return f"{Decimal(bill.invoice_total) / 100:.2f} {bill.invoice_currency}"
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.refund_bill")
+
+    @admin.action(description=_("Refund the Telegram Stars payment"), permissions=["refund"])
+    def refund(self, request: HttpRequest, queryset: QuerySet) -> None:
+        bills = list(queryset.values_list("pk", flat=True))
+        for bill_id, error in async_to_sync(_refund)(bills, request.user):
+            if error is None:
+                self.message_user(
+                    request, _("Bill %(bill)s refunded.") % {"bill": bill_id}, messages.SUCCESS
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("Bill %(bill)s not refunded: %(error)s") % {"bill": bill_id, "error": error},
+                    messages.ERROR,
+                )
 
     @admin.action(description=_("Check now at QIWI"), permissions=["view"])
     def check_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         checkable = Bill.OPEN_STATUSES + Bill.LATE_PAYABLE
-        bills = list(queryset.filter(status__in=checkable).select_related("user"))
+        bills = list(queryset.filter(status__in=checkable, provider="qiwi").select_related("user"))
         if not bills:
             self.message_user(request, _("None of the selected bills is open."), messages.WARNING)
             return

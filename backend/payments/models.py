@@ -7,10 +7,13 @@ from backend.users.models import TelegramUser
 
 
 class Bill(models.Model):
-    """A bill at the payment provider; `id` is the billId we send to QIWI.
+    """A bill at a payment provider (`provider`: qiwi, telegram); `id` is the billId we
+    send to QIWI, or the payload of a Telegram invoice.
 
     The row is written (status NEW) before the provider is called, so a bill that
-    exists at QIWI always exists here too and survives restarts.
+    exists at the provider always exists here too and survives restarts. `amount` and
+    `currency` are what the balance gets; `invoice_total` and `invoice_currency` what
+    the provider asks of the user (Telegram Stars, or a currency's smallest units).
     """
 
     class Status(models.TextChoices):
@@ -20,6 +23,8 @@ class Bill(models.Model):
         REJECTED = "REJECTED", _("rejected")
         EXPIRED = "EXPIRED", _("expired")
         FAILED = "FAILED", _("creation failed")
+        REFUNDING = "REFUNDING", _("being refunded")
+        REFUNDED = "REFUNDED", _("refunded")
 
     OPEN_STATUSES = (Status.NEW, Status.WAITING)
     # Closed by QIWI's word, yet a payment may still land on them (a payment form left
@@ -44,16 +49,34 @@ class Bill(models.Model):
     expires_at = models.DateTimeField(_("expires"))
     status_changed_at = models.DateTimeField(_("status changed"), default=timezone.now)
     credited_at = models.DateTimeField(_("credited"), null=True, blank=True)
+    invoice_currency = models.CharField(_("invoice currency"), max_length=3, blank=True)
+    invoice_total = models.BigIntegerField(_("invoice total"), null=True, blank=True)
+    charge_id = models.CharField(
+        _("charge ID"),
+        max_length=255,
+        blank=True,
+        help_text=_("the provider's id of the payment (Telegram: telegram_payment_charge_id)"),
+    )
+    provider_charge_id = models.CharField(
+        _("payment provider's charge ID"), max_length=255, blank=True
+    )
 
     class Meta:
         verbose_name = _("bill")
         verbose_name_plural = _("bills")
+        permissions = [("refund_bill", _("Can refund Telegram Stars payments"))]
         indexes = [
             models.Index(fields=["status", "created_at"], name="bill_status_created"),
             models.Index(fields=["status", "status_changed_at"], name="bill_status_changed"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="bill_amount_positive")
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="bill_amount_positive"),
+            # One payment of a provider pays one bill, once.
+            models.UniqueConstraint(
+                fields=["provider", "charge_id"],
+                condition=~models.Q(charge_id=""),
+                name="bill_one_per_provider_charge",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -83,6 +106,7 @@ class LedgerEntry(models.Model):
     class Kind(models.TextChoices):
         TOPUP = "topup", _("top-up")
         ADJUSTMENT = "adjustment", _("adjustment")
+        REFUND = "refund", _("refund")
 
     user = models.ForeignKey(
         TelegramUser, on_delete=models.PROTECT, related_name="ledger", verbose_name=_("user")
@@ -119,6 +143,15 @@ class LedgerEntry(models.Model):
                 fields=["bill"],
                 condition=models.Q(kind="topup"),
                 name="ledger_one_topup_per_bill",
+            ),
+            models.UniqueConstraint(
+                fields=["bill"],
+                condition=models.Q(kind="refund"),
+                name="ledger_one_refund_per_bill",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="refund") | models.Q(bill__isnull=False, amount__lt=0),
+                name="ledger_refund_has_bill",
             ),
             models.CheckConstraint(
                 condition=~models.Q(kind="topup") | models.Q(bill__isnull=False, amount__gt=0),

@@ -18,7 +18,7 @@ from django.utils import timezone
 from loguru import logger
 
 from backend.common.db import db_async
-from backend.payments import selectors
+from backend.payments import selectors, services
 from backend.payments.checks import bill_check
 from backend.payments.models import Bill
 from backend.payments.providers.base import PaymentProvider, ProviderError, ProviderRateLimited
@@ -27,6 +27,7 @@ from backend.payments.services import BillTransition
 Notify = Callable[[BillTransition], Awaitable[None]]
 
 _bills_to_check = db_async(selectors.bills_to_check)
+_bills_expire = db_async(services.bills_expire)
 DEFAULT_LATE_GRACE = timedelta(days=1)
 DEFAULT_CONCURRENCY = 64
 RATE_LIMIT_TRIES = 6  # asks about one bill in a round while the provider answers 429
@@ -190,7 +191,7 @@ async def poll_once(
 ) -> int:
     """Check every open bill, and every bill closed within `late_grace`, once; returns
     how many were checked."""
-    bills = await _bills_to_check(late_since=timezone.now() - late_grace)
+    bills = await _bills_to_check(late_since=timezone.now() - late_grace, provider=provider.name)
     await check_bills(bills=bills, provider=provider, notify=notify, concurrency=concurrency)
     return len(bills)
 
@@ -215,4 +216,19 @@ async def run_poller(
                 logger.debug("poll round: {} open bills checked", checked)
         except Exception:
             logger.exception("poll round failed; retrying in {} s", interval)
+        await asyncio.sleep(interval)
+
+
+async def run_expiry(*, provider: PaymentProvider, notify: Notify, interval: float) -> None:
+    """For a provider that is never asked (Telegram): its open bills expire by their own
+    clock, and their owners are told, every `interval` seconds."""
+    while True:
+        try:
+            for transition in await _bills_expire(provider=provider.name):
+                try:
+                    await notify(transition)
+                except Exception:
+                    logger.exception("could not tell user about bill {}", transition.bill.pk)
+        except Exception:
+            logger.exception("expiring {} bills failed; retrying in {} s", provider.name, interval)
         await asyncio.sleep(interval)

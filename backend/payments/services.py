@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from loguru import logger
 
 from backend.payments.models import Bill, LedgerEntry
+from backend.payments.providers.base import Quote
 from backend.users.models import TelegramUser
 
 CENT = Decimal("0.01")
@@ -111,6 +112,7 @@ def bill_create(
     lifetime: timedelta,
     currency: str = "RUB",
     max_open: int | None = None,
+    provider: str = "qiwi",
 ) -> Bill:
     """Write a NEW bill before the provider hears of it.
 
@@ -129,6 +131,7 @@ def bill_create(
     return Bill.objects.create(
         id=uuid.uuid4().hex,
         user=user,
+        provider=provider,
         amount=amount,
         currency=currency,
         created_at=now,
@@ -137,13 +140,20 @@ def bill_create(
     )
 
 
-def bill_mark_created(*, bill_id: str, pay_url: str, provider_status: str) -> Bill:
-    """The provider accepted the bill: store its pay link; NEW becomes WAITING."""
+def bill_mark_created(
+    *, bill_id: str, pay_url: str, provider_status: str, quote: Quote | None = None
+) -> Bill:
+    """The provider accepted the bill: store its pay link and what it asks the user to
+    pay; NEW becomes WAITING."""
+    fields = {}
+    if quote is not None:
+        fields = {"invoice_currency": quote.currency, "invoice_total": quote.total}
     Bill.objects.filter(pk=bill_id, status=Bill.Status.NEW).update(
         status=Bill.Status.WAITING,
         pay_url=pay_url,
         provider_status=provider_status,
         status_changed_at=timezone.now(),
+        **fields,
     )
     return Bill.objects.get(pk=bill_id)
 
@@ -266,3 +276,127 @@ def balance_adjust(
         admin.get_username() if admin else "the system",
     )  # fmt: skip
     return entry
+
+
+# --- payments the provider reports itself (Telegram) -----------------------------------
+
+
+@transaction.atomic
+def bill_pay_reported(
+    *,
+    bill_id: str,
+    telegram_id: int,
+    currency: str,
+    total: int,
+    charge_id: str,
+    provider_charge_id: str = "",
+) -> BillTransition:
+    """A provider reports a payment of a bill (Telegram's successful_payment): credit it
+    once. The same charge reported again changes nothing; a payment that does not match
+    the bill (someone else's, another sum) is stored nowhere and reported as a mismatch,
+    for people to look at: the money has been taken."""
+    bill = (
+        Bill.objects.select_related("user")
+        .select_for_update(of=("self",))
+        .filter(pk=bill_id[:64])
+        .first()
+    )
+    if bill is not None and bill.charge_id == charge_id:
+        return BillTransition(bill=bill, changed=False)  # this payment, once more
+    if bill is None or not _payment_matches(bill, telegram_id, currency, total):
+        logger.error(
+            "payment {} of {} {} by {} for bill {!r} matches no bill of ours: not credited",
+            charge_id, total, currency, telegram_id, bill_id[:64],
+        )  # fmt: skip
+        return BillTransition(bill=bill or Bill(pk=bill_id[:64]), changed=False, mismatch=True)
+    if bill.charge_id or not (bill.is_open or bill.status in Bill.LATE_PAYABLE):
+        logger.error(
+            "bill {} is {} (charge {!r}), and a second payment {} came for it: not credited",
+            bill.pk, bill.status, bill.charge_id, charge_id,
+        )  # fmt: skip
+        return BillTransition(bill=bill, changed=False, mismatch=True)
+    Bill.objects.filter(pk=bill.pk).update(
+        charge_id=charge_id, provider_charge_id=provider_charge_id[:255]
+    )
+    bill.charge_id, bill.provider_charge_id = charge_id, provider_charge_id[:255]
+    return _bill_move(bill, Bill.Status.PAID, "PAID")
+
+
+def _payment_matches(bill: Bill, telegram_id: int, currency: str, total: int) -> bool:
+    return (
+        bill.user.telegram_id == telegram_id
+        and bill.invoice_currency == currency
+        and bill.invoice_total == total
+    )
+
+
+def bills_expire(*, provider: str) -> list[BillTransition]:
+    """Open bills of a provider that is never asked about them (Telegram) expire by their
+    own clock; a payment that still comes is credited (see bill_pay_reported)."""
+    transitions = []
+    expired = Bill.objects.filter(
+        provider=provider, status__in=Bill.OPEN_STATUSES, expires_at__lte=timezone.now()
+    ).select_related("user")
+    for bill in expired:
+        with transaction.atomic():
+            transitions.append(_bill_move(bill, Bill.Status.EXPIRED, "EXPIRED"))
+    return [t for t in transitions if t.changed]
+
+
+# --- refunds (Telegram Stars) -------------------------------------------------------------
+
+
+@transaction.atomic
+def bill_refund_begin(*, bill_id: str, admin: AbstractBaseUser | None = None) -> Bill:
+    """First half of a refund: the balance goes down by the bill's amount (a refund row
+    in the ledger; refused below zero) and the bill is REFUNDING, before the provider is
+    asked. A bill already REFUNDING (an earlier attempt had no clear answer) is returned
+    as it is, to be asked again."""
+    bill = Bill.objects.select_related("user").select_for_update(of=("self",)).get(pk=bill_id)
+    if bill.status == Bill.Status.REFUNDING:
+        return bill
+    if bill.status != Bill.Status.PAID or bill.invoice_currency != "XTR" or not bill.charge_id:
+        raise BalanceError(_("only a paid bill in Telegram Stars can be refunded"))
+    _balance_change(
+        user_id=bill.user_id,
+        amount=-bill.amount,
+        kind=LedgerEntry.Kind.REFUND,
+        bill=bill,
+        admin=admin,
+        reason=_("refund of bill %(bill)s") % {"bill": bill.pk},
+    )
+    Bill.objects.filter(pk=bill.pk).update(
+        status=Bill.Status.REFUNDING, status_changed_at=timezone.now()
+    )
+    bill.status = Bill.Status.REFUNDING
+    return bill
+
+
+def bill_refund_finish(*, bill_id: str) -> Bill:
+    """The provider has given the money back."""
+    Bill.objects.filter(pk=bill_id, status=Bill.Status.REFUNDING).update(
+        status=Bill.Status.REFUNDED, status_changed_at=timezone.now()
+    )
+    return Bill.objects.select_related("user").get(pk=bill_id)
+
+
+@transaction.atomic
+def bill_refund_cancel(*, bill_id: str, error: str, admin: AbstractBaseUser | None = None) -> Bill:
+    """The provider refused the refund: the bill is PAID again and the balance gets its
+    amount back (an adjustment row beside the refund row: the ledger is never edited)."""
+    bill = Bill.objects.select_related("user").select_for_update(of=("self",)).get(pk=bill_id)
+    if bill.status != Bill.Status.REFUNDING:
+        return bill
+    _balance_change(
+        user_id=bill.user_id,
+        amount=bill.amount,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        bill=bill,
+        admin=admin,
+        reason=_("refund of bill %(bill)s refused: %(error)s") % {"bill": bill.pk, "error": error},
+    )
+    Bill.objects.filter(pk=bill.pk).update(
+        status=Bill.Status.PAID, error=error[:2000], status_changed_at=timezone.now()
+    )
+    bill.status, bill.error = Bill.Status.PAID, error[:2000]
+    return bill

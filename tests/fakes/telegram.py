@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ._telegram_payments import ApiError, TelegramPayments
 from ._telegram_state import BOT_USER, Json, TelegramState
 
 WEBHOOK_INFO = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
@@ -55,12 +56,6 @@ class _Fault:
     delay: float
 
 
-class _ApiError(Exception):
-    def __init__(self, status: int, description: str) -> None:
-        super().__init__(description)
-        self.status, self.description = status, description
-
-
 def _decode(key: str, value: Any) -> Any:
     if not isinstance(value, str):  # uploaded file
         return {"filename": getattr(value, "filename", None)}
@@ -86,9 +81,10 @@ def _inline(markup: Any) -> Any:
     return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
 
 
-class FakeTelegram(TelegramState):
+class FakeTelegram(TelegramPayments, TelegramState):
     def __init__(self, token: str = "123456:TEST-token") -> None:
         super().__init__()
+        self._init_payments()
         self.token = token
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
@@ -121,7 +117,7 @@ class FakeTelegram(TelegramState):
             return _error(400, f"Bad Request: method {method} not supported by fake")
         try:
             result = await handler(call.params)
-        except _ApiError as e:
+        except ApiError as e:
             return _error(e.status, e.description)
         call.result, call.failed = result, False
         self._notify()
@@ -167,9 +163,9 @@ class FakeTelegram(TelegramState):
     async def _api_sendMessage(self, params: Params) -> Any:
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, int):
-            raise _ApiError(400, "Bad Request: chat not found")
+            raise ApiError(400, "Bad Request: chat not found")
         if not params.get("text"):
-            raise _ApiError(400, "Bad Request: message text is empty")
+            raise ApiError(400, "Bad Request: message text is empty")
         msg = self._bot_message(chat_id)
         msg["text"] = params["text"]
         if markup := _inline(params.get("reply_markup")):
@@ -178,7 +174,7 @@ class FakeTelegram(TelegramState):
 
     async def _api_editMessageText(self, params: Params) -> Any:
         if not params.get("text"):
-            raise _ApiError(400, "Bad Request: message text is empty")
+            raise ApiError(400, "Bad Request: message text is empty")
         return self._edit(params, text=params["text"])
 
     async def _api_editMessageReplyMarkup(self, params: Params) -> Any:
@@ -189,10 +185,10 @@ class FakeTelegram(TelegramState):
             return True
         msg = self.messages.get((params.get("chat_id"), params.get("message_id")))  # type: ignore[arg-type]
         if msg is None:
-            raise _ApiError(400, "Bad Request: message to edit not found")
+            raise ApiError(400, "Bad Request: message to edit not found")
         changes["reply_markup"] = _inline(params.get("reply_markup"))
         if all(msg.get(k) == v for k, v in changes.items()):
-            raise _ApiError(400, NOT_MODIFIED)
+            raise ApiError(400, NOT_MODIFIED)
         msg.update(changes)
         if msg["reply_markup"] is None:  # editing without markup drops the keyboard
             del msg["reply_markup"]

@@ -8,7 +8,7 @@ from aiogram.types import CallbackQuery, Message
 from loguru import logger
 
 from backend.bot import keyboards, notify, texts
-from backend.bot.callbacks import CheckBill, Confirm, TopUp
+from backend.bot.callbacks import CheckBill, Confirm, PayWith, TopUp
 from backend.bot.config import BotConfig
 from backend.bot.states import TopUpStates
 from backend.common.db import db_async
@@ -31,16 +31,31 @@ async def ask_amount(callback: CallbackQuery, bot: Bot, state: FSMContext) -> No
     await bot.send_message(callback.from_user.id, texts.ASK_AMOUNT, reply_markup=keyboards.cancel())
 
 
-async def got_amount(message: Message, config: BotConfig) -> None:
+async def got_amount(
+    message: Message, config: BotConfig, providers: dict[str, PaymentProvider]
+) -> None:
     amount = amount_parse(message.text, minimum=config.min_amount, maximum=config.max_amount)
     if amount is None:
         await message.answer(
             texts.bad_amount(config.min_amount, config.max_amount), reply_markup=keyboards.cancel()
         )
         return
-    await message.answer(
-        texts.confirm_amount(Decimal(amount)), reply_markup=keyboards.confirm(amount)
-    )
+    text = texts.confirm_amount(Decimal(amount))
+    if len(providers) == 1:
+        [provider] = providers.values()
+        if (price := _price(provider, Decimal(amount))) is not None:
+            text += "\n" + texts.to_pay(price)
+    await message.answer(text, reply_markup=keyboards.confirm(amount))
+
+
+def _price(provider: PaymentProvider, amount: Decimal) -> str | None:
+    """What the user pays, when it is not simply the amount in rubles."""
+    quote = provider.quote(amount=amount)
+    if quote.currency == "XTR":
+        return texts.stars(quote.total)
+    if quote.currency != "RUB":
+        return texts.foreign_money(quote.total, quote.currency)
+    return None
 
 
 async def confirm(
@@ -49,7 +64,7 @@ async def confirm(
     bot: Bot,
     state: FSMContext,
     db_user: TelegramUser,
-    provider: PaymentProvider,
+    providers: dict[str, PaymentProvider],
     config: BotConfig,
 ) -> None:
     amount = Decimal(callback_data.amount)
@@ -57,27 +72,76 @@ async def confirm(
     if not config.min_amount <= amount <= config.max_amount:
         return  # a forged button: the amount was checked when the button was made
     await state.clear()
-    if isinstance(callback.message, Message):  # one bill per confirmation
+    await _drop_buttons(callback)  # one bill per confirmation
+    if len(providers) == 1:
+        [provider] = providers.values()
+        await _issue_bill(bot, db_user, provider, config, amount)
+        return
+    choices, prices = [], []
+    for name, provider in providers.items():
+        price = _price(provider, amount) or texts.money(amount)
+        currency = provider.quote(amount=amount).currency
+        choices.append((name, texts.pay_button(name, currency=currency)))
+        prices.append(f"{choices[-1][1]}: {price}")
+    await bot.send_message(
+        callback.from_user.id,
+        texts.choose_payment(amount, prices),
+        reply_markup=keyboards.pay_with(int(amount), choices),
+    )
+
+
+async def pay_with(
+    callback: CallbackQuery,
+    callback_data: PayWith,
+    bot: Bot,
+    db_user: TelegramUser,
+    providers: dict[str, PaymentProvider],
+    config: BotConfig,
+) -> None:
+    amount = Decimal(callback_data.amount)
+    await callback.answer()
+    provider = providers.get(callback_data.provider)
+    if provider is None or not config.min_amount <= amount <= config.max_amount:
+        return  # a forged button, or a way to pay switched off since
+    await _drop_buttons(callback)  # one bill per choice
+    await _issue_bill(bot, db_user, provider, config, amount)
+
+
+async def _drop_buttons(callback: CallbackQuery) -> None:
+    if isinstance(callback.message, Message):
         with suppress(TelegramBadRequest):
             await callback.message.edit_reply_markup(reply_markup=None)
-    chat_id = callback.from_user.id
+
+
+async def _issue_bill(
+    bot: Bot,
+    db_user: TelegramUser,
+    provider: PaymentProvider,
+    config: BotConfig,
+    amount: Decimal,
+) -> None:
+    chat_id = db_user.telegram_id
     try:
         bill = await _bill_create(
             user=db_user,
             amount=amount,
             lifetime=config.bill_lifetime,
             max_open=config.max_open_bills,
+            provider=provider.name,
         )
     except services.TooManyOpenBills as e:
         await bot.send_message(chat_id, texts.too_many_open_bills(e.open_bills))
         return
+    minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
+    price = _price(provider, amount) or texts.money(amount)
     try:
         remote = await provider.create_bill(
             bill_id=bill.pk,
             amount=bill.amount,
             currency=bill.currency,
             expires_at=bill.expires_at,
-            comment=f"Пополнение баланса, пользователь {db_user.telegram_id}",
+            comment=texts.invoice_description(amount, price, minutes),
+            telegram_id=chat_id,
         )
     except Exception as e:
         logger.exception("bill {} for user {} not created", bill.pk, chat_id)
@@ -86,22 +150,30 @@ async def confirm(
         await notify.report_to_admins(bot, config.admin_ids, f"счёт {bill.pk} не создан", str(e))
         return
     bill = await _bill_mark_created(
-        bill_id=bill.pk, pay_url=remote.pay_url, provider_status=remote.status
+        bill_id=bill.pk,
+        pay_url=remote.pay_url,
+        provider_status=remote.status,
+        quote=remote.quote,
     )
-    minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
-    await bot.send_message(
-        chat_id,
-        texts.bill_created(bill.amount, minutes),
-        reply_markup=keyboards.bill(bill.pay_url, bill.pk),
-    )
+    if bill.pay_url:  # a payment page: the link and the check button
+        await bot.send_message(
+            chat_id,
+            texts.bill_created(bill.amount, minutes),
+            reply_markup=keyboards.bill(bill.pay_url, bill.pk),
+        )
+    # Otherwise the provider has put its payment form into the chat itself (an invoice).
 
 
 async def check(
-    callback: CallbackQuery, callback_data: CheckBill, bot: Bot, provider: PaymentProvider
+    callback: CallbackQuery,
+    callback_data: CheckBill,
+    bot: Bot,
+    providers: dict[str, PaymentProvider],
 ) -> None:
     chat_id = callback.from_user.id
     bill = await _bill_get_for_user(bill_id=callback_data.bill_id, telegram_id=chat_id)
-    if bill is None:
+    provider = providers.get(bill.provider) if bill is not None else None
+    if bill is None or provider is None or not provider.polled:
         await callback.answer(texts.BILL_NOT_FOUND)
         return
     if not bill.is_open and bill.status not in Bill.LATE_PAYABLE:
@@ -128,5 +200,6 @@ def build_router() -> Router:
     router.callback_query.register(ask_amount, TopUp.filter())
     router.message.register(got_amount, TopUpStates.waiting_amount)
     router.callback_query.register(confirm, Confirm.filter())
+    router.callback_query.register(pay_with, PayWith.filter())
     router.callback_query.register(check, CheckBill.filter())
     return router

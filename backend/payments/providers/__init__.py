@@ -1,6 +1,13 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 
 from backend.payments.providers.base import PaymentProvider
+
+if TYPE_CHECKING:
+    from aiogram import Bot
 
 # Connections beyond the poller's, so that a user's bill or check button does not wait
 # for a round's requests.
@@ -8,7 +15,7 @@ SPARE_CONNECTIONS = 16
 
 
 def provider_from_settings() -> PaymentProvider:
-    """The configured provider (QIWI); raises ProviderAuthError for a malformed key."""
+    """The configured QIWI provider; raises ProviderAuthError for a malformed key."""
     from backend.payments.providers.qiwi import QiwiProvider
 
     return QiwiProvider(
@@ -17,3 +24,23 @@ def provider_from_settings() -> PaymentProvider:
         timeout=settings.QIWI_TIMEOUT_SECONDS,
         max_connections=settings.BILL_POLL_CONCURRENCY + SPARE_CONNECTIONS,
     )
+
+
+def telegram_provider_from_settings(bot: Bot) -> PaymentProvider:
+    from backend.payments.providers.telegram import TelegramPaymentsProvider
+
+    return TelegramPaymentsProvider(
+        bot=bot,
+        provider_token=settings.TELEGRAM_PAYMENTS_PROVIDER_TOKEN,
+        currency=settings.TELEGRAM_PAYMENTS_CURRENCY,
+        rubles_per_star=settings.RUBLES_PER_STAR,
+    )
+
+
+def providers_from_settings(bot: Bot) -> dict[str, PaymentProvider]:
+    """The enabled ways to pay (PAYMENT_PROVIDERS), in the order the user sees them."""
+    makers = {
+        "qiwi": provider_from_settings,
+        "telegram": lambda: telegram_provider_from_settings(bot),
+    }
+    return {name: makers[name]() for name in settings.PAYMENT_PROVIDERS}

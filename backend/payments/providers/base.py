@@ -19,6 +19,10 @@ class ProviderAuthError(ProviderError):
     """The provider refused our key: retrying will not help."""
 
 
+class ProviderRefused(ProviderError):
+    """The provider answered, and the answer is no: nothing was done there."""
+
+
 class ProviderNotFound(ProviderError):
     """The provider has no bill with that id."""
 
@@ -33,20 +37,42 @@ class ProviderRateLimited(ProviderError):
 
 
 @dataclass(frozen=True)
+class Quote:
+    """What the provider asks the user to pay: Telegram's total_amount and currency (a
+    number of stars for XTR, else the currency's smallest units, e.g. kopecks)."""
+
+    currency: str
+    total: int
+
+
+@dataclass(frozen=True)
 class ProviderBill:
     bill_id: str
     status: str  # the provider's own word: WAITING, PAID, REJECTED, EXPIRED, ...
     amount: Decimal
     currency: str
-    pay_url: str
+    pay_url: str  # empty when the provider put its payment form into the chat itself
     raw: dict[str, Any] = field(repr=False, compare=False)
+    quote: Quote | None = None
 
 
 class PaymentProvider(Protocol):
     name: str
+    polled: bool  # asked about its bills by the poller; if not, it reports payments itself
+
+    def quote(self, *, amount: Decimal) -> Quote:
+        """What a bill for `amount` rubles will ask the user to pay."""
+        ...
 
     async def create_bill(
-        self, *, bill_id: str, amount: Decimal, currency: str, expires_at: datetime, comment: str
+        self,
+        *,
+        bill_id: str,
+        amount: Decimal,
+        currency: str,
+        expires_at: datetime,
+        comment: str,
+        telegram_id: int,
     ) -> ProviderBill: ...
 
     async def get_bill(self, *, bill_id: str) -> ProviderBill: ...

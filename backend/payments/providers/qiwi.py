@@ -32,6 +32,7 @@ from backend.payments.providers.base import (
     ProviderError,
     ProviderNotFound,
     ProviderRateLimited,
+    Quote,
 )
 
 KEEPALIVE_SECONDS = 75.0  # an idle connection to QIWI is kept this long (rounds are 60 s apart)
@@ -163,6 +164,7 @@ def _check_answer(response: httpx.Response, where: str) -> None:
 
 class QiwiProvider:
     name = "qiwi"
+    polled = True
 
     def __init__(
         self, *, secret_key: str, api_url: str, timeout: float = 15.0, max_connections: int = 16
@@ -175,8 +177,18 @@ class QiwiProvider:
             ) from None
         self._client._client = _QiwiHttp(api_url, timeout=timeout, max_connections=max_connections)
 
+    def quote(self, *, amount: Decimal) -> Quote:
+        return Quote(currency="RUB", total=int(amount * 100))
+
     async def create_bill(
-        self, *, bill_id: str, amount: Decimal, currency: str, expires_at: datetime, comment: str
+        self,
+        *,
+        bill_id: str,
+        amount: Decimal,
+        currency: str,
+        expires_at: datetime,
+        comment: str,
+        telegram_id: int = 0,  # QIWI does not need to know who pays
     ) -> ProviderBill:
         # pyqiwip2p formats the amount through float: exact for kopecks below 2**53.
         return await self._call(

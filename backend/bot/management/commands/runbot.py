@@ -9,7 +9,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         # The settings are checked before aiogram is imported: that import takes seconds.
-        for name in ("TELEGRAM_API_TOKEN", "QIWI_SECRET_KEY"):
+        required = ["TELEGRAM_API_TOKEN"]
+        if "qiwi" in settings.PAYMENT_PROVIDERS:
+            required.append("QIWI_SECRET_KEY")
+        for name in required:
             if not getattr(settings, name):
                 raise CommandError(f"{name} is not set: put it into .env or the environment")
         try:
@@ -22,23 +25,23 @@ class Command(BaseCommand):
 
         from backend.bot.config import BotConfig
         from backend.bot.dispatcher import TokenRefused, build_bot, run_bot
-        from backend.payments.providers import provider_from_settings
+        from backend.payments.providers import providers_from_settings
         from backend.payments.providers.base import ProviderAuthError
 
-        try:
-            provider = provider_from_settings()
-        except ProviderAuthError as e:
-            raise CommandError(str(e)) from None
         try:
             bot = build_bot(
                 token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER
             )
         except TokenValidationError:
-            await provider.close()
             raise CommandError(
                 "TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)"
             ) from None
         try:
-            await run_bot(bot=bot, provider=provider, config=BotConfig.from_settings())
+            providers = providers_from_settings(bot)
+        except ProviderAuthError as e:
+            await bot.session.close()
+            raise CommandError(str(e)) from None
+        try:
+            await run_bot(bot=bot, providers=providers, config=BotConfig.from_settings())
         except TokenRefused as e:
             raise CommandError(str(e)) from None
