@@ -18,6 +18,7 @@ from django.utils import timezone
 from backend.payments import services
 from backend.payments.amounts import amount_parse
 from backend.payments.models import Bill, LedgerEntry
+from backend.payments.providers.base import Quote
 from backend.payments.selectors import ledger_sum
 from backend.payments.services import BalanceError
 from backend.users.models import TelegramUser
@@ -803,3 +804,82 @@ def test_user_upsert_stores_names_every_database_accepts():
     )
     user.refresh_from_db()
     assert (user.username, user.first_name, user.last_name) == ("nuluser", "Иван?", "")
+
+
+def telegram_bill(user: TelegramUser, amount: str = "150.00", stars: int = 100) -> Bill:
+    bill = services.bill_create(
+        user=user, amount=Decimal(amount), lifetime=LIFETIME, provider="telegram"
+    )
+    return services.bill_mark_created(
+        bill_id=bill.pk, pay_url="", provider_status="WAITING", quote=Quote("XTR", stars)
+    )
+
+
+def report(bill: Bill, charge_id: str, **overrides):
+    fields = {
+        "bill_id": bill.pk,
+        "telegram_id": bill.user.telegram_id,
+        "currency": "XTR",
+        "total": bill.invoice_total,
+        "charge_id": charge_id,
+    }
+    return services.bill_pay_reported(**{**fields, **overrides})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_telegram_payment_reported_at_once_many_times_credits_once():
+    user = make_user()
+    bill = telegram_bill(user)
+
+    transitions = run_together(*[lambda: report(bill, "charge-1")] * 8)
+
+    assert sum(t.credited for t in transitions) == 1
+    assert not any(t.mismatch for t in transitions)
+    assert reload(user).balance == Decimal("150.00") == ledger_sum(user=user)
+    assert reload(bill).charge_id == "charge-1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_telegram_payments_of_one_bill_credit_it_once_and_flag_the_other():
+    user = make_user()
+    bill = telegram_bill(user)
+
+    transitions = run_together(lambda: report(bill, "charge-a"), lambda: report(bill, "charge-b"))
+
+    assert sum(t.credited for t in transitions) == 1
+    assert sum(t.mismatch for t in transitions) == 1  # money taken twice: for people
+    assert reload(user).balance == Decimal("150.00")
+    assert LedgerEntry.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "overrides",
+    [{"total": 99}, {"currency": "RUB"}, {"telegram_id": 1}, {"bill_id": "no-such-bill"}],
+)
+def test_a_reported_payment_that_matches_no_bill_is_not_credited(overrides):
+    user = make_user()
+    bill = telegram_bill(user)
+    transition = report(bill, "charge-x", **overrides)
+    assert transition.mismatch and not transition.credited
+    assert reload(user).balance == 0
+    assert reload(bill).status == Bill.Status.WAITING and reload(bill).charge_id == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refunds_begun_at_once_take_the_money_back_once():
+    user = make_user()
+    bill = telegram_bill(user, "40.00", 40)
+    report(bill, "charge-r")
+
+    bills = run_together(*[lambda: services.bill_refund_begin(bill_id=bill.pk)] * 4)
+
+    assert {b.status for b in bills} == {Bill.Status.REFUNDING}
+    assert reload(user).balance == 0 == ledger_sum(user=user)
+    assert LedgerEntry.objects.filter(bill=bill, kind="refund").count() == 1
+    services.bill_refund_cancel(bill_id=bill.pk, error="CHARGE_ID_INVALID")
+    assert reload(user).balance == Decimal("40.00") == ledger_sum(user=user)
+    assert reload(bill).status == Bill.Status.PAID
+    with pytest.raises(BalanceError, match="refused"):  # a refused refund is not tried twice
+        services.bill_refund_begin(bill_id=bill.pk)
+    assert reload(user).balance == Decimal("40.00")

@@ -357,6 +357,8 @@ def bill_refund_begin(*, bill_id: str, admin: AbstractBaseUser | None = None) ->
         return bill
     if bill.status != Bill.Status.PAID or bill.invoice_currency != "XTR" or not bill.charge_id:
         raise BalanceError(_("only a paid bill in Telegram Stars can be refunded"))
+    if LedgerEntry.objects.filter(bill=bill, kind=LedgerEntry.Kind.REFUND).exists():
+        raise BalanceError(_("Telegram has refused this bill's refund once already"))
     _balance_change(
         user_id=bill.user_id,
         amount=-bill.amount,
