@@ -314,3 +314,26 @@ def test_models_and_migrations_agree(db):
     out = io.StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)  # exits 1 if not
     assert "No changes detected" in out.getvalue()
+
+
+def test_commands_other_than_the_bot_do_not_load_aiogram(tmp_path):
+    """aiogram takes seconds to import: `export_users` and the admin must not pay for it
+    (the admin's refund imports the Telegram adapter only when it runs)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backend.settings",
+        "BACKEND_SECRET_KEY": TEST_SECRET_KEY,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+        "LOG_DIR": str(tmp_path / "logs"),
+    }
+    code = (
+        "import sys, django; django.setup();"
+        "from django.contrib import admin; admin.autodiscover();"
+        "import backend.users.management.commands.export_users;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiogram'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -8,13 +8,17 @@ asks Telegram again: a charge already refunded counts as done.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth.models import AbstractBaseUser
 
 from backend.common.db import db_async
 from backend.payments import services
 from backend.payments.models import Bill
 from backend.payments.providers.base import ProviderRefused
-from backend.payments.providers.telegram import TelegramPaymentsProvider
+
+if TYPE_CHECKING:  # aiogram takes seconds to import: not for every manage.py command
+    from backend.payments.providers.telegram import TelegramPaymentsProvider
 
 ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 
