@@ -42,3 +42,35 @@ async def test_runbot_tops_up_and_stops_cleanly_on_sigterm(tg, qiwi, tmp_path):
     for path in [*written, *ROOT.glob("QiwiCrash*")]:
         data = path.read_bytes()
         assert TOKEN.encode() not in data and QIWI_KEY.encode() not in data, path
+
+
+async def test_runbot_takes_stars_alone_without_a_qiwi_key(tg, qiwi, tmp_path):
+    """The settings' route: PAYMENT_PROVIDERS=telegram needs no QIWI key; RUBLES_PER_STAR
+    prices the invoice; a Stars payment is credited."""
+    env = process_env(
+        tg, qiwi, tmp_path, PAYMENT_PROVIDERS="telegram", QIWI_SECRET_KEY="", RUBLES_PER_STAR="2.5"
+    )
+    await manage("migrate", "--noinput", env=env)
+    with (tmp_path / "console.txt").open("wb") as stderr_file:
+        bot = await start_runbot(env, tmp_path, stderr_file)
+    try:
+        await tg.wait_call("getUpdates", timeout=60)
+        user = tg.user(5002)
+        tg.send_text(user, "/start")
+        hello = await tg.wait_call("sendMessage")
+        tg.press(user, tg.message_of(hello), button(hello, "Пополнить баланс")["callback_data"])
+        await tg.wait_call("sendMessage")
+        tg.send_text(user, "100")
+        confirm = await tg.wait_call("sendMessage")
+        assert "К оплате: 40 ⭐" in confirm.params["text"]
+        tg.press(user, tg.message_of(confirm), button(confirm, "Подтвердить")["callback_data"])
+        invoice = await tg.wait_call("sendInvoice")
+        assert (invoice.params["currency"], invoice.params["prices"][0]["amount"]) == ("XTR", 40)
+        tg.checkout(user, tg.message_of(invoice))
+        note = await tg.wait_call("sendMessage", timeout=10)
+        assert "Ваш баланс: 100 ₽" in note.params["text"]
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bot.wait(), timeout=15)
+    assert bot.returncode == 0
+    assert not qiwi.requests

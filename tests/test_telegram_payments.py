@@ -247,3 +247,22 @@ async def test_a_blocked_user_is_refused_at_the_pre_checkout(make_bot, tg):
         "error_message": texts.PAYMENT_REFUSED_BLOCKED,
     }
     await tg.assert_no_call("sendMessage", within=0.3)
+
+
+async def test_with_both_enabled_qiwi_is_still_the_customers_route(make_bot, tg, qiwi):
+    await make_bot(payments=BOTH)
+    user = tg.user(8113)
+    confirm = await ask_to_pay(tg, user, "90")
+    tg.press(user, tg.message_of(confirm), button(confirm, texts.CONFIRM_BUTTON)["callback_data"])
+    choice = await tg.wait_call("sendMessage")
+    tg.press(user, tg.message_of(choice), button(choice, "QIWI")["callback_data"])
+    bill_message = await tg.wait_call("sendMessage")
+    assert button(bill_message, texts.PAY_LINK_BUTTON)["url"].startswith("https://oplata.qiwi")
+    [bill] = await db_bills(8113)
+    assert (bill.provider, bill.status) == ("qiwi", Bill.Status.WAITING)
+    qiwi.set_status(bill.pk, "PAID")
+    check = button(bill_message, texts.CHECK_BUTTON)["callback_data"]
+    tg.press(user, tg.message_of(bill_message), check)
+    paid = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8113)
+    assert paid.params["text"] == texts.bill_paid(Decimal(90), Decimal(90))
+    await tg.assert_no_call("sendInvoice", within=0.1)
