@@ -266,3 +266,23 @@ async def test_with_both_enabled_qiwi_is_still_the_customers_route(make_bot, tg,
     paid = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8113)
     assert paid.params["text"] == texts.bill_paid(Decimal(90), Decimal(90))
     await tg.assert_no_call("sendInvoice", within=0.1)
+
+
+async def test_the_admin_says_so_when_it_has_no_bot_token_for_a_refund(
+    make_bot, tg, boss_client, settings
+):
+    await make_bot(payments=BOTH)
+    user = tg.user(8114)
+    invoice = await pay_in_stars(tg, user, "20")
+    tg.checkout(user, tg.message_of(invoice))
+    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8114)
+    [bill] = await db_bills(8114)
+    settings.TELEGRAM_API_TOKEN = ""
+
+    response = await boss_client.post(
+        ADMIN_URL, {"action": "refund", "_selected_action": [bill.pk]}, follow=True
+    )
+    assert "TELEGRAM_API_TOKEN" in response.content.decode()
+    [bill] = await db_bills(8114)
+    assert bill.status == Bill.Status.PAID
+    assert (await db_user(8114)).balance == Decimal("20.00")

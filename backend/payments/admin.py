@@ -132,6 +132,13 @@ class BillAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Refund the Telegram Stars payment"), permissions=["refund"])
     def refund(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if not settings.TELEGRAM_API_TOKEN:
+            self.message_user(
+                request,
+                _("TELEGRAM_API_TOKEN is not set here: refunds go through the bot's token."),
+                messages.ERROR,
+            )
+            return
         bills = list(queryset.values_list("pk", flat=True))
         for bill_id, error in async_to_sync(_refund)(bills, request.user):
             if error is None:
