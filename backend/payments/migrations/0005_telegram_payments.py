@@ -4,6 +4,18 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+SQLITE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS payments_ledger_append_only
+BEFORE UPDATE ON payments_ledgerentry
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+"""
+
+
+def restore_sqlite_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute(SQLITE_TRIGGER)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -59,4 +71,7 @@ class Migration(migrations.Migration):
             model_name='ledgerentry',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'refund'), _negated=True), models.Q(('amount__lt', 0), ('bill__isnull', False)), _connector='OR'), name='ledger_refund_has_bill'),
         ),
+        # SQLite adds a check constraint by rebuilding the table, which drops 0002's
+        # append-only trigger: it is made again here.
+        migrations.RunPython(restore_sqlite_trigger, migrations.RunPython.noop),
     ]
