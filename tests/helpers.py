@@ -49,16 +49,26 @@ def db_ledger(telegram_id: int) -> list[LedgerEntry]:
     return list(LedgerEntry.objects.filter(user__telegram_id=telegram_id))
 
 
-async def open_bill(tg, user: dict, amount_text: str = "1 000"):
-    """/start → «Пополнить баланс» → amount → «Подтвердить»; returns the bill message call."""
+async def ask_to_pay(tg, user: dict, amount_text: str):
+    """/start → «Пополнить баланс» → amount; returns the confirmation's sendMessage call."""
     tg.send_text(user, "/start")
     hello = await tg.wait_call("sendMessage")
     tg.press(user, tg.message_of(hello), button(hello, texts.TOP_UP_BUTTON)["callback_data"])
     ask = await tg.wait_call("sendMessage")
     assert ask.params["text"] == texts.ASK_AMOUNT
     tg.send_text(user, amount_text)
-    confirm = await tg.wait_call("sendMessage")
-    tg.press(user, tg.message_of(confirm), button(confirm, texts.CONFIRM_BUTTON)["callback_data"])
+    return await tg.wait_call("sendMessage")
+
+
+def press_confirm(tg, user: dict, confirmation) -> None:
+    """Press «Подтвердить» on the confirmation message."""
+    data = button(confirmation, texts.CONFIRM_BUTTON)["callback_data"]
+    tg.press(user, tg.message_of(confirmation), data)
+
+
+async def open_bill(tg, user: dict, amount_text: str = "1 000"):
+    """/start → «Пополнить баланс» → amount → «Подтвердить»; returns the bill message call."""
+    press_confirm(tg, user, await ask_to_pay(tg, user, amount_text))
     return await tg.wait_call("sendMessage")
 
 

@@ -6,7 +6,16 @@ import signal
 import sys
 
 from tests.conftest import QIWI_KEY, TOKEN
-from tests.helpers import ROOT, button, manage, open_bill, process_env, start_runbot
+from tests.helpers import (
+    ROOT,
+    ask_to_pay,
+    button,
+    manage,
+    open_bill,
+    press_confirm,
+    process_env,
+    start_runbot,
+)
 
 
 async def test_runbot_tops_up_and_stops_cleanly_on_sigterm(tg, qiwi, tmp_path):
@@ -56,14 +65,9 @@ async def test_runbot_takes_stars_alone_without_a_qiwi_key(tg, qiwi, tmp_path):
     try:
         await tg.wait_call("getUpdates", timeout=60)
         user = tg.user(5002)
-        tg.send_text(user, "/start")
-        hello = await tg.wait_call("sendMessage")
-        tg.press(user, tg.message_of(hello), button(hello, "Пополнить баланс")["callback_data"])
-        await tg.wait_call("sendMessage")
-        tg.send_text(user, "100")
-        confirm = await tg.wait_call("sendMessage")
-        assert "К оплате: 40 ⭐" in confirm.params["text"]
-        tg.press(user, tg.message_of(confirm), button(confirm, "Подтвердить")["callback_data"])
+        confirmation = await ask_to_pay(tg, user, "100")
+        assert "К оплате: 40 ⭐" in confirmation.params["text"]
+        press_confirm(tg, user, confirmation)
         invoice = await tg.wait_call("sendInvoice")
         assert (invoice.params["currency"], invoice.params["prices"][0]["amount"]) == ("XTR", 40)
         tg.checkout(user, tg.message_of(invoice))

@@ -10,37 +10,45 @@ from asgiref.sync import sync_to_async
 from backend.bot import texts
 from backend.payments.models import Bill, LedgerEntry
 from tests.conftest import PROVIDER_TOKEN
-from tests.helpers import block, button, db_bills, db_ledger, db_user, eventually
+from tests.helpers import (
+    ask_to_pay,
+    block,
+    button,
+    db_bills,
+    db_ledger,
+    db_user,
+    eventually,
+    press_confirm,
+)
 
 BOTH = ("qiwi", "telegram")
 STARS_1_5 = {"rubles_per_star": Decimal("1.5")}
 ADMIN_URL = "/admin/payments/bill/"
 
 
-async def ask_to_pay(tg, user: dict, amount_text: str):
-    """/start → «Пополнить баланс» → amount; returns the confirmation call."""
-    tg.send_text(user, "/start")
-    hello = await tg.wait_call("sendMessage")
-    tg.press(user, tg.message_of(hello), button(hello, texts.TOP_UP_BUTTON)["callback_data"])
-    await tg.wait_call("sendMessage")
-    tg.send_text(user, amount_text)
-    return await tg.wait_call("sendMessage")
-
-
 async def pay_in_stars(tg, user: dict, amount_text: str = "150"):
     """The dialog up to the invoice, choosing Telegram Stars; returns the sendInvoice call."""
     confirm = await ask_to_pay(tg, user, amount_text)
-    tg.press(user, tg.message_of(confirm), button(confirm, texts.CONFIRM_BUTTON)["callback_data"])
+    press_confirm(tg, user, confirm)
     choice = await tg.wait_call("sendMessage")
     tg.press(user, tg.message_of(choice), button(choice, "Telegram Stars")["callback_data"])
     return await tg.wait_call("sendInvoice")
+
+
+async def paid_in_stars(tg, user: dict, amount_text: str) -> Bill:
+    """The whole Stars payment, up to the bot's «paid» message; returns the paid bill."""
+    invoice = await pay_in_stars(tg, user, amount_text)
+    tg.checkout(user, tg.message_of(invoice))
+    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == user["id"])
+    [bill] = await db_bills(user["id"])
+    return bill
 
 
 async def test_stars_top_up_from_the_choice_to_the_balance(make_bot, tg):
     await make_bot(payments=BOTH, telegram_payments=STARS_1_5)
     user = tg.user(8101)
     confirm = await ask_to_pay(tg, user, "150")
-    tg.press(user, tg.message_of(confirm), button(confirm, texts.CONFIRM_BUTTON)["callback_data"])
+    press_confirm(tg, user, confirm)
     choice = await tg.wait_call("sendMessage")
     # Both ways, each with what it costs: 150 ₽, or ceil(150 / 1.5) = 100 stars.
     assert button(choice, "QIWI") and button(choice, "Telegram Stars")
@@ -77,7 +85,7 @@ async def test_a_provider_token_invoice_in_rubles_without_a_choice(make_bot, tg)
     user = tg.user(8102)
     confirm = await ask_to_pay(tg, user, "250")
     assert "К оплате" not in confirm.params["text"]  # rubles are rubles
-    tg.press(user, tg.message_of(confirm), button(confirm, texts.CONFIRM_BUTTON)["callback_data"])
+    press_confirm(tg, user, confirm)
     invoice = await tg.wait_call("sendInvoice")  # one way to pay: no choice
     assert invoice.params["currency"] == "RUB"
     assert invoice.params["provider_token"] == PROVIDER_TOKEN
@@ -134,9 +142,7 @@ async def test_someone_elses_or_an_expired_invoice_is_refused(make_bot, tg):
 async def test_a_successful_payment_that_comes_twice_credits_once(make_bot, tg):
     await make_bot(payments=BOTH)
     user = tg.user(8107)
-    invoice = await pay_in_stars(tg, user, "40")
-    tg.checkout(user, tg.message_of(invoice))
-    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8107)
+    await paid_in_stars(tg, user, "40")
     [charge_id] = tg.payments.charges
 
     tg.send_successful_payment(user, charge_id)  # Telegram delivers it once more
@@ -168,10 +174,7 @@ async def test_a_payment_is_credited_to_a_user_blocked_after_the_invoice(make_bo
 async def test_a_stars_payment_is_refunded_from_the_admin(make_bot, tg, boss_client):
     await make_bot(payments=BOTH)
     user = tg.user(8109)
-    invoice = await pay_in_stars(tg, user, "70")
-    tg.checkout(user, tg.message_of(invoice))
-    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8109)
-    [bill] = await db_bills(8109)
+    bill = await paid_in_stars(tg, user, "70")
 
     page = await boss_client.get(ADMIN_URL)
     assert bill.charge_id in page.content.decode()  # the list shows the charge id
@@ -200,9 +203,7 @@ async def test_a_refund_is_refused_when_the_balance_would_go_below_zero(make_bot
 
     await make_bot(payments=BOTH)
     user = tg.user(8110)
-    invoice = await pay_in_stars(tg, user, "70")
-    tg.checkout(user, tg.message_of(invoice))
-    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8110)
+    bill = await paid_in_stars(tg, user, "70")
     stored = await db_user(8110)
     await sync_to_async(balance_adjust)(user=stored, amount=Decimal("-50"), reason="spent")
     [bill] = await db_bills(8110)
@@ -253,7 +254,7 @@ async def test_with_both_enabled_qiwi_is_still_the_customers_route(make_bot, tg,
     await make_bot(payments=BOTH)
     user = tg.user(8113)
     confirm = await ask_to_pay(tg, user, "90")
-    tg.press(user, tg.message_of(confirm), button(confirm, texts.CONFIRM_BUTTON)["callback_data"])
+    press_confirm(tg, user, confirm)
     choice = await tg.wait_call("sendMessage")
     tg.press(user, tg.message_of(choice), button(choice, "QIWI")["callback_data"])
     bill_message = await tg.wait_call("sendMessage")
@@ -273,10 +274,7 @@ async def test_the_admin_says_so_when_it_has_no_bot_token_for_a_refund(
 ):
     await make_bot(payments=BOTH)
     user = tg.user(8114)
-    invoice = await pay_in_stars(tg, user, "20")
-    tg.checkout(user, tg.message_of(invoice))
-    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8114)
-    [bill] = await db_bills(8114)
+    bill = await paid_in_stars(tg, user, "20")
     settings.TELEGRAM_API_TOKEN = ""
 
     response = await boss_client.post(

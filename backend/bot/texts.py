@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from aiogram.utils.text_decorations import html_decoration
 
+from backend.payments.providers.base import Quote
+
 quote = html_decoration.quote
 
 TOP_UP_BUTTON = "Пополнить баланс"
@@ -108,12 +110,13 @@ def invoice_description(amount: Decimal, price: str, minutes: int) -> str:
     return f"{money(amount)} на баланс бота, к оплате {price}. Счёт действует {minutes} мин."
 
 
-def invoice_sent(amount: Decimal, price: str) -> str:
-    return f"Счёт на {money(amount)} выставлен: к оплате {price}. Оплатите его кнопкой ниже."
-
-
-def foreign_money(total: int, currency: str) -> str:
-    return f"{total / 100:,.2f} {currency}".replace(",", " ")
+def price(quote: Quote) -> str:
+    """What a provider asks: «100 ⭐», «1 000 ₽», «12,50 USD»."""
+    if quote.currency == "XTR":
+        return stars(quote.total)
+    if quote.currency == "RUB":
+        return money(quote.amount)
+    return money(quote.amount).removesuffix(" ₽") + f" {quote.currency}"
 
 
 def to_pay(price: str) -> str:

@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import admin, messages
@@ -9,8 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.poller import check_bills
-from backend.payments.providers import provider_from_settings, telegram_provider_from_settings
-from backend.payments.providers.base import ProviderError, ProviderRefused
+from backend.payments.providers import qiwi_provider_from_settings, telegram_provider_from_settings
+from backend.payments.providers.base import ProviderError, ProviderRefused, Quote
 from backend.payments.refunds import bill_refund
 from backend.payments.services import BalanceError, BillTransition
 
@@ -48,7 +46,7 @@ async def _check_now(bills: list[Bill]) -> list[BillTransition | Exception]:
     from backend.bot.dispatcher import build_bot
     from backend.bot.notify import BillNotifier
 
-    provider = provider_from_settings()
+    provider = qiwi_provider_from_settings()
     bot = None
     if settings.TELEGRAM_API_TOKEN:
         bot = build_bot(token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER)
@@ -125,7 +123,7 @@ class BillAdmin(ReadOnlyAdmin):
             return ""
         if bill.invoice_currency == "XTR":
             return f"{bill.invoice_total} ⭐"
-        return f"{Decimal(bill.invoice_total) / 100:.2f} {bill.invoice_currency}"
+        return f"{Quote(bill.invoice_currency, bill.invoice_total).amount} {bill.invoice_currency}"
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payments.refund_bill")

@@ -295,10 +295,11 @@ def bill_pay_reported(
     once. The same charge reported again changes nothing; a payment that does not match
     the bill (someone else's, another sum) is stored nowhere and reported as a mismatch,
     for people to look at: the money has been taken."""
+    bill_id = bill_id[:64]  # Telegram's payload: whatever a client sent
     bill = (
         Bill.objects.select_related("user")
         .select_for_update(of=("self",))
-        .filter(pk=bill_id[:64])
+        .filter(pk=bill_id)
         .first()
     )
     if bill is not None and bill.charge_id == charge_id:
@@ -306,9 +307,9 @@ def bill_pay_reported(
     if bill is None or not _payment_matches(bill, telegram_id, currency, total):
         logger.error(
             "payment {} of {} {} by {} for bill {!r} matches no bill of ours: not credited",
-            charge_id, total, currency, telegram_id, bill_id[:64],
+            charge_id, total, currency, telegram_id, bill_id,
         )  # fmt: skip
-        return BillTransition(bill=bill or Bill(pk=bill_id[:64]), changed=False, mismatch=True)
+        return BillTransition(bill=bill or Bill(pk=bill_id), changed=False, mismatch=True)
     if bill.charge_id or not (bill.is_open or bill.status in Bill.LATE_PAYABLE):
         logger.error(
             "bill {} is {} (charge {!r}), and a second payment {} came for it: not credited",

@@ -43,19 +43,10 @@ async def got_amount(
     text = texts.confirm_amount(Decimal(amount))
     if len(providers) == 1:
         [provider] = providers.values()
-        if (price := _price(provider, Decimal(amount))) is not None:
-            text += "\n" + texts.to_pay(price)
+        quote = provider.quote(amount=Decimal(amount))
+        if quote.currency != "RUB":
+            text += "\n" + texts.to_pay(texts.price(quote))
     await message.answer(text, reply_markup=keyboards.confirm(amount))
-
-
-def _price(provider: PaymentProvider, amount: Decimal) -> str | None:
-    """What the user pays, when it is not simply the amount in rubles."""
-    quote = provider.quote(amount=amount)
-    if quote.currency == "XTR":
-        return texts.stars(quote.total)
-    if quote.currency != "RUB":
-        return texts.foreign_money(quote.total, quote.currency)
-    return None
 
 
 async def confirm(
@@ -79,10 +70,9 @@ async def confirm(
         return
     choices, prices = [], []
     for name, provider in providers.items():
-        price = _price(provider, amount) or texts.money(amount)
-        currency = provider.quote(amount=amount).currency
-        choices.append((name, texts.pay_button(name, currency=currency)))
-        prices.append(f"{choices[-1][1]}: {price}")
+        quote = provider.quote(amount=amount)
+        choices.append((name, texts.pay_button(name, currency=quote.currency)))
+        prices.append(f"{choices[-1][1]}: {texts.price(quote)}")
     await bot.send_message(
         callback.from_user.id,
         texts.choose_payment(amount, prices),
@@ -133,7 +123,7 @@ async def _issue_bill(
         await bot.send_message(chat_id, texts.too_many_open_bills(e.open_bills))
         return
     minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
-    price = _price(provider, amount) or texts.money(amount)
+    price = texts.price(provider.quote(amount=amount))
     try:
         remote = await provider.create_bill(
             bill_id=bill.pk,

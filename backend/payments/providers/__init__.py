@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 SPARE_CONNECTIONS = 16
 
 
-def provider_from_settings() -> PaymentProvider:
+def qiwi_provider_from_settings() -> PaymentProvider:
     """The configured QIWI provider; raises ProviderAuthError for a malformed key."""
     from backend.payments.providers.qiwi import QiwiProvider
 
@@ -40,7 +40,7 @@ def telegram_provider_from_settings(bot: Bot) -> PaymentProvider:
 def providers_from_settings(bot: Bot) -> dict[str, PaymentProvider]:
     """The enabled ways to pay (PAYMENT_PROVIDERS), in the order the user sees them."""
     makers = {
-        "qiwi": provider_from_settings,
+        "qiwi": qiwi_provider_from_settings,
         "telegram": lambda: telegram_provider_from_settings(bot),
     }
     return {name: makers[name]() for name in settings.PAYMENT_PROVIDERS}

@@ -36,6 +36,15 @@ class ProviderRateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+# Digits after the point of a currency's amounts (Telegram's currencies.json «exp»):
+# Telegram's `total_amount` counts the smallest units. Stars are whole.
+_ZERO_DIGIT_CURRENCIES = {"XTR", "JPY", "KRW", "VND", "CLP", "ISK", "UGX"}
+
+
+def currency_exponent(currency: str) -> int:
+    return 0 if currency in _ZERO_DIGIT_CURRENCIES else 2
+
+
 @dataclass(frozen=True)
 class Quote:
     """What the provider asks the user to pay: Telegram's total_amount and currency (a
@@ -43,6 +52,11 @@ class Quote:
 
     currency: str
     total: int
+
+    @property
+    def amount(self) -> Decimal:
+        """`total` in the currency's own units (kopecks → rubles)."""
+        return Decimal(self.total).scaleb(-currency_exponent(self.currency))
 
 
 @dataclass(frozen=True)

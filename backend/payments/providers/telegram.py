@@ -18,13 +18,16 @@ from aiogram import Bot
 from aiogram.exceptions import AiogramError, TelegramBadRequest
 from aiogram.types import LabeledPrice
 
-from backend.payments.providers.base import ProviderBill, ProviderError, ProviderRefused, Quote
+from backend.payments.providers.base import (
+    ProviderBill,
+    ProviderError,
+    ProviderRefused,
+    Quote,
+    currency_exponent,
+)
 
 STARS = "XTR"
 INVOICE_TITLE = "Пополнение баланса"
-# Digits after the point of the currencies a provider may charge in (Telegram's
-# currencies.json «exp»): `total_amount` counts the smallest units.
-_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0}
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,8 @@ class TelegramPaymentsProvider:
         ceil(N / RUBLES_PER_STAR) stars; through a provider, the amount itself."""
         if not self.provider_token:
             return Quote(currency=STARS, total=math.ceil(amount / self.rubles_per_star))
-        exponent = _EXPONENTS.get(self.currency, 2)
-        return Quote(currency=self.currency, total=int(amount * 10**exponent))
+        exponent = currency_exponent(self.currency)
+        return Quote(currency=self.currency, total=int(amount.scaleb(exponent)))
 
     async def create_bill(
         self,
