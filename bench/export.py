@@ -21,7 +21,8 @@ import time
 from bench import seed
 
 COPY_SQL = (
-    "\\copy (SELECT telegram_id, username, first_name, last_name, balance, is_blocked, "
+    "\\copy (SELECT telegram_id, username, first_name, last_name, "
+    "(balance / 100.0)::numeric(20, 2), is_blocked, "
     "created_at, last_seen_at FROM users_telegramuser ORDER BY id) TO '/dev/null' CSV HEADER"
 )
 CSV_PATH = "/admin/users/telegramuser/export/csv/"

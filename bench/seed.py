@@ -144,7 +144,7 @@ SELECT
                      'Smith, Jr.', 'Соколов "Сокол"'])[1 + i % 8]
     END,
     (ARRAY['ru', 'en', 'uk', ''])[1 + i % 4],
-    CASE WHEN i % 10 = 3 THEN (1 + i % 5000) + (i % 100) / 100.0 ELSE 0 END,
+    CASE WHEN i % 10 = 3 THEN (1 + i % 5000) * 100 + i % 100 ELSE 0 END,  -- kopecks
     i % 500 = 0,
     now() - interval '730 days' + i * (interval '730 days' / {n}),
     now() - (i % 1000) * interval '1 hour',

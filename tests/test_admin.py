@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -243,9 +244,13 @@ def test_user_page_shows_ledger_and_bills_read_only(admin_client, people):
 
 
 def adjust(client: Client, user: TelegramUser, **data):
+    """Post the adjustment form as a browser would: a fresh form's key, unless given."""
+    url = f"{LIST_URL}{user.pk}/adjust/"
+    if "key" not in data:
+        data["key"] = client.get(url).context["form"]["key"].value()
     data.setdefault("reason", "компенсация")
     data.setdefault("seen_balance", str(user.balance))
-    return client.post(f"{LIST_URL}{user.pk}/adjust/", data)
+    return client.post(url, data)
 
 
 def test_adjustment_writes_a_ledger_row_with_admin_and_reason(admin_client, people):
@@ -273,8 +278,8 @@ def test_adjustment_writes_a_ledger_row_with_admin_and_reason(admin_client, peop
         ({}, "Укажите либо сумму изменения, либо новый баланс."),
         ({"amount": "5", "set_to": "10"}, "Укажите либо сумму изменения, либо новый баланс."),
         ({"amount": "0"}, "Сумма изменения не может быть нулевой."),
-        ({"amount": "1.234"}, "не более 2 цифр после запятой"),
-        ({"set_to": "-1"}, "больше либо равно 0"),
+        ({"amount": "1.234"}, "не больше двух после запятой"),
+        ({"set_to": "-1"}, "Сумма не может быть отрицательной."),
     ],
 )
 def test_bad_adjustments_are_explained_and_change_nothing(admin_client, people, data, message):
@@ -388,7 +393,7 @@ def test_an_adjustment_racing_a_top_up_loses_neither():
         client.force_login(boss)
         response = client.post(
             f"{LIST_URL}{user.pk}/adjust/",
-            {"amount": "100", "reason": "бонус", "seen_balance": "10"},
+            {"amount": "100", "reason": "бонус", "seen_balance": "10", "key": uuid.uuid4().hex},
         )
         assert response.status_code == 302
 

@@ -406,7 +406,7 @@ def admin_posts(ivan: TelegramUser, olga: TelegramUser) -> list[tuple[str, dict]
         (f"{LIST_URL}{olga.pk}/unblock/", {}),
         (
             f"{LIST_URL}{ivan.pk}/adjust/",
-            {"amount": "25", "reason": "бонус", "seen_balance": "0"},
+            {"amount": "25", "reason": "бонус", "seen_balance": "0", "key": "0" * 32},
         ),
         (LIST_URL, {"action": "block_users", "_selected_action": [olga.pk, ivan.pk]}),
     ]

@@ -3,6 +3,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from backend.common.money import MoneyField
 from backend.users.models import TelegramUser
 
 
@@ -37,7 +38,7 @@ class Bill(models.Model):
         TelegramUser, on_delete=models.PROTECT, related_name="bills", verbose_name=_("user")
     )
     provider = models.CharField(_("provider"), max_length=16, default="qiwi")
-    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    amount = MoneyField(_("amount"), max_digits=12)
     currency = models.CharField(_("currency"), max_length=3, default="RUB")
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.NEW
@@ -111,8 +112,8 @@ class LedgerEntry(models.Model):
     user = models.ForeignKey(
         TelegramUser, on_delete=models.PROTECT, related_name="ledger", verbose_name=_("user")
     )
-    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
-    balance_after = models.DecimalField(_("balance after"), max_digits=14, decimal_places=2)
+    amount = MoneyField(_("amount"))
+    balance_after = MoneyField(_("balance after"))
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     bill = models.ForeignKey(
         Bill,
@@ -132,6 +133,11 @@ class LedgerEntry(models.Model):
     )
     reason = models.TextField(_("reason"), blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now)
+    # The key of the admin form that made this row: a form resent (a double click, a
+    # reload) finds its row and writes none. NULLs never collide, on every database.
+    idempotency_key = models.CharField(
+        _("form key"), max_length=64, null=True, blank=True, unique=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("balance ledger entry")

@@ -14,17 +14,17 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from loguru import logger
 
+from backend.common.money import CENT, MAX_AMOUNT, money_value
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.providers.base import Quote
 from backend.users.models import TelegramUser
 
-CENT = Decimal("0.01")
 PROVIDER_FINAL = {
     "PAID": Bill.Status.PAID,
     "REJECTED": Bill.Status.REJECTED,
@@ -50,8 +50,11 @@ class BillTransition:
 
 
 def _money(amount: Decimal) -> Decimal:
+    """The amount with two places; checked before the database is asked."""
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise BalanceError(_("the amount must be a finite Decimal"))
+    if abs(amount) > MAX_AMOUNT:
+        raise BalanceError(_("the amount cannot exceed %(max)s") % {"max": MAX_AMOUNT})
     if amount != amount.quantize(CENT):
         raise BalanceError(_("the amount cannot have more than two decimal places"))
     return amount.quantize(CENT)
@@ -66,14 +69,21 @@ def _balance_change(
     admin: AbstractBaseUser | None = None,
     reason: str = "",
     expected_balance: Decimal | None = None,
+    idempotency_key: str | None = None,
 ) -> LedgerEntry:
-    """Move a balance by `amount` and write its ledger row. Runs inside the caller's atomic."""
+    """Move a balance by `amount` and write its ledger row. Runs inside the caller's atomic.
+
+    One conditional UPDATE in kopecks (exact on every database): the balance stays within
+    0…MAX_AMOUNT, and with `expected_balance` it must still be that.
+    """
     rows = TelegramUser.objects.filter(pk=user_id)
     if amount < 0:
         rows = rows.filter(balance__gte=-amount)
+    else:
+        rows = rows.filter(balance__lte=MAX_AMOUNT - amount)
     if expected_balance is not None:
         rows = rows.filter(balance=expected_balance)
-    if rows.update(balance=F("balance") + amount) != 1:
+    if rows.update(balance=F("balance") + money_value(amount)) != 1:
         current = TelegramUser.objects.filter(pk=user_id).values_list("balance", flat=True).first()
         if current is None:
             raise TelegramUser.DoesNotExist(f"no user with id {user_id}")
@@ -85,6 +95,8 @@ def _balance_change(
                 )
                 % {"seen": expected_balance, "now": current}
             )
+        if amount > 0:
+            raise BalanceError(_("the balance cannot exceed %(max)s") % {"max": MAX_AMOUNT})
         raise BalanceError(_("the balance cannot go below zero"))
     balance_after = TelegramUser.objects.values_list("balance", flat=True).get(pk=user_id)
     return LedgerEntry.objects.create(
@@ -95,6 +107,7 @@ def _balance_change(
         bill=bill,
         admin=admin,
         reason=reason,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -243,7 +256,17 @@ def _bill_move(
     return BillTransition(bill=bill, changed=True, credited=balance is not None, balance=balance)
 
 
-@transaction.atomic
+REASON_MAX_LENGTH = 500
+
+
+class AdjustmentReplayed(Exception):
+    """The form with this key has been applied already (`entry`); nothing changed now."""
+
+    def __init__(self, entry: LedgerEntry) -> None:
+        super().__init__(f"adjustment {entry.idempotency_key} was applied as ledger row {entry.pk}")
+        self.entry = entry
+
+
 def balance_adjust(
     *,
     user: TelegramUser,
@@ -251,28 +274,72 @@ def balance_adjust(
     reason: str,
     admin: AbstractBaseUser | None = None,
     expected_balance: Decimal | None = None,
+    idempotency_key: str | None = None,
 ) -> LedgerEntry:
-    """An admin's correction of a balance: a signed amount and a reason, never below zero.
+    """An admin's correction of a balance: a signed amount and a reason, never below zero
+    and never above MAX_AMOUNT.
 
     With `expected_balance` (the balance the admin saw) the change is refused if the
-    balance is different by now.
+    balance is different by now. With `idempotency_key` (the admin form's) the change is
+    made once: the same key again raises AdjustmentReplayed, also when the two race (the
+    ledger's unique key decides, and the loser's transaction is rolled back whole).
     """
+    try:
+        return _balance_adjust(
+            user=user,
+            amount=amount,
+            reason=reason,
+            admin=admin,
+            expected_balance=expected_balance,
+            idempotency_key=idempotency_key,
+        )
+    except (IntegrityError, BalanceError):
+        applied = _adjustment_applied(idempotency_key)
+        if applied is None:
+            raise
+        raise AdjustmentReplayed(applied) from None
+
+
+def _adjustment_applied(idempotency_key: str | None) -> LedgerEntry | None:
+    if not idempotency_key:
+        return None
+    return LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+
+
+@transaction.atomic
+def _balance_adjust(
+    *,
+    user: TelegramUser,
+    amount: Decimal,
+    reason: str,
+    admin: AbstractBaseUser | None,
+    expected_balance: Decimal | None,
+    idempotency_key: str | None,
+) -> LedgerEntry:
+    if (applied := _adjustment_applied(idempotency_key)) is not None:
+        raise AdjustmentReplayed(applied)
     amount = _money(amount)
     if amount == 0:
         raise BalanceError(_("the adjustment cannot be zero"))
-    if not reason.strip():
+    reason = reason.strip()
+    if not reason:
         raise BalanceError(_("give a reason for the adjustment"))
+    if len(reason) > REASON_MAX_LENGTH:
+        raise BalanceError(
+            _("the reason cannot be longer than %(max)s characters") % {"max": REASON_MAX_LENGTH}
+        )
     entry = _balance_change(
         user_id=user.pk,
         amount=amount,
         kind=LedgerEntry.Kind.ADJUSTMENT,
         admin=admin,
-        reason=reason.strip(),
+        reason=reason,
         expected_balance=expected_balance,
+        idempotency_key=idempotency_key or None,
     )
     logger.info(
         "balance of user {} adjusted by {} ({}): {} by {}",
-        user.telegram_id, amount, reason.strip(), entry.balance_after,
+        user.telegram_id, amount, reason, entry.balance_after,
         admin.get_username() if admin else "the system",
     )  # fmt: skip
     return entry

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.db.models import QuerySet, Subquery
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -22,7 +22,7 @@ from loguru import logger
 
 from backend.logging import log_files
 from backend.payments.models import Bill, LedgerEntry
-from backend.payments.services import BalanceError, balance_adjust
+from backend.payments.services import AdjustmentReplayed, BalanceError, balance_adjust
 from backend.users import exports
 from backend.users.forms import BalanceAdjustmentForm
 from backend.users.models import TelegramUser
@@ -33,6 +33,8 @@ from backend.users.services import user_block, user_unblock
 EXPORT_PERMISSION = "users.export_users"
 LOGS_PERMISSION = "users.download_logs"
 INLINE_ROWS = 50
+# Beyond any real list (a billion users): a bigger number would overflow the LIMIT.
+MAX_PAGE = 10_000_000
 
 
 class BalanceFilter(admin.SimpleListFilter):
@@ -141,7 +143,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
         """Counts capped at COUNT_CAP rows, or enough for the page asked for and a few
         after it."""
         page = request.GET.get(PAGE_VAR, "")
-        cap = max(COUNT_CAP, (int(page) + 5) * per_page) if page.isdigit() else COUNT_CAP
+        cap = COUNT_CAP
+        if page.isascii() and page.isdigit():
+            if int(page) > MAX_PAGE:
+                raise BadRequest(_("No such page"))
+            cap = max(COUNT_CAP, (int(page) + 5) * per_page)
         return CappedCountPaginator(
             queryset,
             per_page,
@@ -249,7 +255,19 @@ class TelegramUserAdmin(admin.ModelAdmin):
                     admin=request.user,
                     # "set to" is meant against the balance the admin saw
                     expected_balance=data["seen_balance"] if data["set_to"] is not None else None,
+                    idempotency_key=data["key"],
                 )
+            except AdjustmentReplayed as e:
+                self.message_user(
+                    request,
+                    _(
+                        "This form was sent already and changed the balance by %(amount)s "
+                        "then; nothing has changed now."
+                    )
+                    % {"amount": f"{e.entry.amount:+}"},
+                    messages.WARNING,
+                )
+                return redirect(reverse("admin:users_telegramuser_change", args=[user.pk]))
             except BalanceError as e:
                 form.add_error(None, str(e))
                 # Show the balance as it is now, and measure the next "set to" against it.

@@ -6,6 +6,7 @@ value is done in SQL, so that the bytes are the same:
 
 - user-written texts get the `'` of `exports.safe_text`, and empty ones become NULL (COPY
   quotes an empty string, csv.writer does not);
+- balances (kopecks) are divided by 100 as `numeric`, printed with two places;
 - the blocked flag is 0/1; dates are cut to seconds in the active time zone, set for
   the COPY alone (`SET LOCAL` inside a transaction or savepoint that is rolled back),
   with isoformat's `+03:00` for PostgreSQL's `+03`;
@@ -25,6 +26,8 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import CharField, F, Func, QuerySet
 from django.utils import timezone
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE as IDLE
+
+from backend.common.money import MoneyField
 
 # Rows are sent on in pieces of about this size (a socket send, a file write each).
 CHUNK_BYTES = 256 * 1024
@@ -78,6 +81,8 @@ def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
             f"WHEN ascii({alias}) IN ({formula_codes}) THEN '''' || {alias} "
             f"ELSE NULLIF({alias}, '') END"
         )
+    if kind == "money":  # MoneyField's kopecks as Decimal's str: 150.00
+        return f"({alias} / 100.0)::numeric(20, 2)"
     if kind == "BooleanField":
         return f"CASE WHEN {alias} THEN 1 ELSE 0 END"
     if kind == "DateTimeField":  # isoformat's offset is ±HH:MM (and :SS if any)
@@ -102,7 +107,11 @@ def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -
     inner = {"csv_pk": F("pk")}
     outer = []
     for name in columns:
-        kind = "text" if name in texts else fields.get_field(name).get_internal_type()
+        field = fields.get_field(name)
+        if name in texts:
+            kind = "text"
+        else:
+            kind = "money" if isinstance(field, MoneyField) else field.get_internal_type()
         inner[f"csv_{name}"] = _SecondsText(F(name)) if kind == "DateTimeField" else F(name)
         outer.append(_csv_value(f'"csv_{name}"', kind, formula_codes))
     select = queryset.order_by("pk").annotate(**inner).values_list(*inner)

@@ -4,12 +4,14 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from backend.common.money import MoneyField
+
 
 class TelegramUser(models.Model):
     """A person who wrote to the bot.
 
-    `balance` is a cache of the sum of the user's ledger rows; only
-    `backend.payments.services` writes it.
+    `balance` is a cache of the sum of the user's ledger rows, kept in kopecks
+    (`MoneyField`), never above `MAX_AMOUNT`; only `backend.payments.services` writes it.
     """
 
     telegram_id = models.BigIntegerField("Telegram ID", unique=True)
@@ -17,9 +19,7 @@ class TelegramUser(models.Model):
     first_name = models.CharField(_("first name"), max_length=256, blank=True, default="")
     last_name = models.CharField(_("last name"), max_length=256, blank=True, default="")
     language_code = models.CharField(_("language"), max_length=16, blank=True, default="")
-    balance = models.DecimalField(
-        _("balance"), max_digits=14, decimal_places=2, default=Decimal("0.00"), editable=False
-    )
+    balance = MoneyField(_("balance"), default=Decimal("0.00"), editable=False)
     is_blocked = models.BooleanField(_("blocked"), default=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
