@@ -12,7 +12,8 @@ BILLS = {9201: "110", 9202: "220", 9203: "330", 9204: "440"}
 KILLS = 3
 
 
-def ledger(db_path) -> list[tuple[str, str]]:
+def ledger(db_path) -> list[tuple[str, int]]:
+    """The top-up rows: bill and amount in kopecks (the column's integers, as stored)."""
     with sqlite3.connect(db_path) as db:
         return db.execute(
             "SELECT bill_id, amount FROM payments_ledgerentry WHERE kind = 'topup'"
@@ -25,7 +26,7 @@ def balances_match_ledger(db_path) -> bool:
             "SELECT u.balance, (SELECT COALESCE(SUM(l.amount), 0) FROM payments_ledgerentry l "
             "WHERE l.user_id = u.id) FROM users_telegramuser u"
         ).fetchall()
-    return all(float(balance) == float(total) for balance, total in rows)
+    return all(isinstance(balance, int) and balance == total for balance, total in rows)
 
 
 async def test_sigkill_during_crediting_loses_nothing_and_credits_nothing_twice(tg, qiwi, tmp_path):
@@ -64,5 +65,5 @@ async def test_sigkill_during_crediting_loses_nothing_and_credits_nothing_twice(
 
     rows = ledger(db_path)
     assert sorted(bill for bill, _ in rows) == sorted(bill_ids)  # each once
-    assert sorted(float(amount) for _, amount in rows) == [110.0, 220.0, 330.0, 440.0]
+    assert sorted(amount for _, amount in rows) == [11000, 22000, 33000, 44000]
     assert balances_match_ledger(db_path)
