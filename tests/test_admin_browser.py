@@ -7,6 +7,10 @@ services, and what the clicks did is read back from the database.
 Chromium must be at /usr/bin/chromium (`apt-get install chromium`; .ci/run installs
 it): Playwright cannot download its own browsers here. A missing browser fails the
 test, it never skips it.
+
+Every step runs under the site's Content-Security-Policy, and fails on any violation
+Chromium reports (its console, and a `securitypolicyviolation` listener) or on a page
+of the admin that came without the header.
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from openpyxl import load_workbook
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
-from backend.payments.models import LedgerEntry
-from backend.payments.services import balance_adjust
+from backend.payments.models import Bill, LedgerEntry
+from backend.payments.services import balance_adjust, bill_create
 from backend.users.models import TelegramUser
 
 pytestmark = pytest.mark.browser
@@ -62,6 +68,15 @@ CSV_HEADER = [
     "last_seen_at",
 ]
 IVAN, MASHA, MALLORY = 700_000_001, 700_000_002, 700_000_003
+CSP_WORDS = "Content Security Policy"
+# Runs in every document before its own scripts: a violation the console might word
+# differently is reported there too, with the words the console listener looks for.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`Content Security Policy violation: ${event.violatedDirective} `
+                + `blocked ${event.blockedURI || "inline"} in ${event.documentURI}`);
+});
+"""
 
 T = TypeVar("T")
 
@@ -82,6 +97,7 @@ class BrowserThread:
         self._playwright: Any = None
         self._browser: Browser | None = None
         self._page: Page | None = None
+        self.csp_problems: list[str] = []  # violations, and admin pages without the header
 
     def _call(self, function: Callable[..., T], *args: Any) -> T:
         return self._worker.submit(function, *args).result()
@@ -113,7 +129,10 @@ class BrowserThread:
             context = self._browser.new_context(
                 base_url=base_url, locale="ru-RU", viewport={"width": 1600, "height": 900}
             )
+            context.add_init_script(CSP_LISTENER)
             self._page = context.new_page()
+            self._page.on("console", self._on_console)
+            self._page.on("response", self._on_response)
             self._page.set_default_timeout(10_000)
 
         self._call(open_)
@@ -126,11 +145,31 @@ class BrowserThread:
 
         self._call(close)
 
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if CSP_WORDS in message.text:
+            self.csp_problems.append(f"{message.page.url if message.page else ''}: {message.text}")
+
+    def _on_response(self, response: Response) -> None:
+        request = response.request
+        if request.resource_type == "document" and "/admin/" in request.url:
+            policy = response.headers.get("content-security-policy")
+            if policy != expected_policy():
+                self.csp_problems.append(f"{request.url}: Content-Security-Policy {policy!r}")
+
+    def _check_csp(self, page: Page) -> None:
+        """Lets the page's queued events reach us, then fails on what was reported."""
+        with contextlib.suppress(Exception):  # a page that is navigating away
+            page.evaluate("() => new Promise((done) => setTimeout(done, 50))")
+        problems, self.csp_problems = self.csp_problems, []
+        assert not problems, "\n".join(problems)
+
     def run(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def call() -> T:
             assert self._page is not None
             try:
-                return step(self._page, *args, **kwargs)
+                result = step(self._page, *args, **kwargs)
+                self._check_csp(self._page)
+                return result
             except BaseException:
                 with contextlib.suppress(Exception):  # the step's error is what matters
                     OUTPUT.mkdir(exist_ok=True)
@@ -138,6 +177,10 @@ class BrowserThread:
                 raise
 
         return self._call(call)
+
+
+def expected_policy() -> str:
+    return "; ".join(" ".join([name, *sources]) for name, sources in settings.SECURE_CSP.items())
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +328,47 @@ def toggle_block(page: Page, pk: int, button: str) -> str:
     page.goto(f"{USERS_URL}{pk}/change/")
     page.locator(".object-tools").get_by_role("button", name=button, exact=True).click()
     expect(page.locator("ul.messagelist")).to_be_visible()
+    # in a row with «Изменить баланс» and «История»: users/admin.css, no inline style
+    expect(page.locator(".object-tools form.block-toggle")).to_have_css("display", "inline")
     return page.locator(".object-tools form.block-toggle button").inner_text()
+
+
+def visit(page: Page, url: str) -> str:
+    """Open a page of the admin: its heading."""
+    response = page.goto(url)
+    assert response is not None and response.status == 200, (url, response and response.status)
+    expect(page.locator("#content")).to_be_visible()
+    return page.locator("#content h1, #content h2").first.inner_text()
+
+
+def open_calendar(page: Page, url: str) -> None:
+    """The date widget's calendar: elements the admin's JavaScript makes."""
+    visit(page, url)
+    page.locator("#calendarlink0").click()
+    expect(page.locator("#calendarbox0")).to_be_visible()
+    page.locator("#calendarbox0").get_by_role("link", name="Сегодня").click()
+    expect(page.locator("#calendarbox0")).to_be_hidden()
+
+
+def log_out(page: Page) -> None:
+    page.goto("/admin/")
+    page.locator("#logout-form button").click()
+    expect(page.locator("#content h1")).to_have_text("Не авторизован")  # Django's «Logged out»
+
+
+def break_the_policy(page: Page) -> bool:
+    """What the policy forbids, done on an admin page: an inline style and an inline
+    script. Whether the script ran."""
+    page.goto("/admin/")
+    return page.evaluate(
+        """() => {
+            document.body.setAttribute("style", "outline: 1px solid red");
+            const script = document.createElement("script");
+            script.textContent = "window.inlineScriptRan = true";
+            document.body.append(script);
+            return window.inlineScriptRan === true;
+        }"""
+    )
 
 
 # --- helpers of the test's thread -------------------------------------------------------
@@ -398,3 +481,50 @@ def test_block_and_adjust_balance(browser: BrowserThread, people, admin) -> None
     assert reload(ivan).is_blocked is True
     assert browser.run(toggle_block, ivan.pk, "Разблокировать") == "Заблокировать"
     assert reload(ivan).is_blocked is False
+
+
+def test_every_admin_page_keeps_to_the_content_security_policy(
+    browser: BrowserThread, people, admin
+) -> None:
+    """Django's own admin pages and ours, under the policy: the header on each, no
+    violation reported (a violation or a missing header fails `browser.run`)."""
+    ivan = people["ivan"]
+    bill = bill_create(user=ivan, amount=Decimal(100), lifetime=timedelta(minutes=5))
+    entry = LedgerEntry.objects.filter(user=ivan).latest("pk")
+    assert Bill.objects.filter(pk=bill.pk).exists()
+    pages = [
+        "/admin/",
+        "/admin/users/",
+        "/admin/payments/",
+        "/admin/auth/",
+        USERS_URL,
+        f"{USERS_URL}?balance=positive&q=ivan",
+        f"{USERS_URL}{ivan.pk}/change/",
+        f"{USERS_URL}{ivan.pk}/adjust/",
+        f"{USERS_URL}{ivan.pk}/history/",
+        f"{USERS_URL}logs/",
+        "/admin/payments/bill/",
+        f"/admin/payments/bill/{bill.pk}/change/",
+        "/admin/payments/ledgerentry/",
+        f"/admin/payments/ledgerentry/{entry.pk}/change/",
+        "/admin/auth/user/",
+        "/admin/auth/user/add/",
+        f"/admin/auth/user/{admin.pk}/change/",  # the groups and permissions selectors
+        "/admin/auth/group/add/",
+        "/admin/password_change/",
+    ]
+    for url in pages:
+        assert browser.run(visit, url), url
+    browser.run(open_calendar, f"/admin/auth/user/{admin.pk}/change/")
+    browser.run(log_out)
+
+
+def test_a_violation_of_the_policy_fails_the_test(browser: BrowserThread) -> None:
+    """The check above is not blind: an inline style and an inline script on an admin
+    page are blocked by Chromium, reported, and fail the step."""
+    with pytest.raises(AssertionError, match="Content Security Policy") as failed:
+        browser.run(break_the_policy)
+    report = str(failed.value)
+    assert "style-src" in report
+    assert "script-src" in report
+    assert browser.run(visit, "/admin/") == "Администрирование сайта"  # clean again

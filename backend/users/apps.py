@@ -8,5 +8,11 @@ class UsersConfig(AppConfig):
     verbose_name = _("Users")
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_login_failed
+
         # Registers the project's system checks: no start without a secret key (DEBUG off).
         from backend import checks  # noqa: F401
+        from backend.security import log_failed_login
+
+        # Failed logins to the admin: a WARNING with the username tried and the address.
+        user_login_failed.connect(log_failed_login, dispatch_uid="backend.log_failed_login")
