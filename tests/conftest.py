@@ -88,6 +88,7 @@ class BotProcess:
             **(telegram_payments or {}),
         }
         self._task: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
 
     async def start(self, *, polling: bool = True) -> None:
         """Start; with `polling` wait until it polls (a second bot process waits instead)."""
@@ -100,6 +101,7 @@ class BotProcess:
         }
         providers = {name: makers[name]() for name in self.payments}
         self.dp = build_dispatcher(providers=providers, config=self.config)
+        self._stop = asyncio.Event()
         self._task = asyncio.create_task(
             run_bot(
                 bot=bot,
@@ -107,6 +109,7 @@ class BotProcess:
                 config=self.config,
                 dispatcher=self.dp,
                 handle_signals=False,
+                stop=self._stop,
             )
         )
         if polling:
@@ -115,11 +118,7 @@ class BotProcess:
     async def stop(self) -> None:
         if self._task is None:
             return
-        if not self._task.done():
-            try:
-                await self.dp.stop_polling()
-            except RuntimeError:  # not polling yet: waiting for the lock or for Telegram
-                self._task.cancel()
+        self._stop.set()  # also while it waits for the lock or for Telegram
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(self._task, timeout=10)
         self._task = None

@@ -19,6 +19,7 @@ from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, telegram_payments, topup
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.middlewares import FloodGuard, UserMiddleware
+from backend.bot.polling import Intake
 from backend.bot.session import TelegramRequestPolicy
 from backend.payments.poller import run_expiry, run_poller
 from backend.payments.providers.base import PaymentProvider
@@ -116,7 +117,7 @@ async def take_instance_lock(lock: InstanceLock, retry: float) -> None:
         logger.info("the other bot process has stopped: taking over")
 
 
-async def keep_instance_lock(lock: InstanceLock, dp: Dispatcher, every: float) -> None:
+async def keep_instance_lock(lock: InstanceLock, intake: Intake, every: float) -> None:
     """A lock lost with its database session is taken again; if another process got it
     meanwhile, this one stops polling."""
     while True:
@@ -124,8 +125,17 @@ async def keep_instance_lock(lock: InstanceLock, dp: Dispatcher, every: float) -
         if await lock.held() or await lock.acquire():
             continue
         logger.error("another bot process took over the lock: this one stops polling")
-        await dp.stop_polling()
+        intake.stop()
         return
+
+
+class _StoppedEarly(Exception):
+    pass
+
+
+async def _start_up(lock: InstanceLock, bot: Bot, config: BotConfig) -> None:
+    await take_instance_lock(lock, config.lock_retry)
+    await wait_for_telegram(bot)
 
 
 async def run_bot(
@@ -135,23 +145,47 @@ async def run_bot(
     config: BotConfig,
     dispatcher: Dispatcher | None = None,
     handle_signals: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Long-poll Telegram and check open bills until stopped; then close everything.
+    """Long-poll Telegram and check open bills until stopped (SIGTERM, Ctrl-C, or `stop`
+    set); then close everything.
 
     Only one process polls a bot token on one database: a second one waits here.
     """
     dp = dispatcher or build_dispatcher(providers=providers, config=config)
+    stop = stop or asyncio.Event()
     lock = instance_lock(bot.id)
+    starting = asyncio.ensure_future(_start_up(lock, bot, config))
+    stopped = asyncio.ensure_future(stop.wait())
     try:
-        await take_instance_lock(lock, config.lock_retry)
-        await wait_for_telegram(bot)
-    except BaseException:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not starting.done():  # stopped while waiting for the lock or for Telegram
+            starting.cancel()
+            with suppress(asyncio.CancelledError):
+                await starting
+            raise _StoppedEarly
+        starting.result()
+    except BaseException as e:
+        starting.cancel()
         await lock.release()
         await bot.session.close()
         await _close(providers)
+        if isinstance(e, _StoppedEarly):
+            return
         raise
     notifier = notify.BillNotifier(bot)
-    background = [asyncio.create_task(keep_instance_lock(lock, dp, config.lock_retry), name="lock")]
+    intake = Intake(
+        bot=bot,
+        dp=dp,
+        concurrency=config.update_concurrency,
+        allowed_updates=dp.resolve_used_update_types(),
+        stopping=stop,
+        dispatcher=dp,
+    )
+    background = [
+        asyncio.create_task(keep_instance_lock(lock, intake, config.lock_retry), name="lock")
+    ]
     for provider in providers.values():
         if provider.polled:
             task = run_poller(
@@ -165,13 +199,8 @@ async def run_bot(
             task = run_expiry(provider=provider, notify=notifier, interval=config.poll_interval)
         background.append(asyncio.create_task(task, name=f"bills-{provider.name}"))
     try:
-        await dp.start_polling(
-            bot,
-            handle_signals=handle_signals,
-            close_bot_session=True,
-            tasks_concurrency_limit=config.update_concurrency,
-            allowed_updates=dp.resolve_used_update_types(),
-        )
+        logger.info("polling Telegram for updates")
+        await intake.run(handle_signals=handle_signals)
     finally:
         for task in background:
             task.cancel()
@@ -179,6 +208,7 @@ async def run_bot(
             with suppress(asyncio.CancelledError):
                 await task
         await lock.release()
+        await bot.session.close()
         await _close(providers)
         logger.info("bot stopped")
 

@@ -11,6 +11,7 @@ from loguru import logger
 
 from backend.bot import notify, texts
 from backend.bot.config import BotConfig
+from backend.bot.polling import PAYMENT_SETTLED
 from backend.common.db import db_async
 from backend.payments import selectors, services
 from backend.users.models import TelegramUser
@@ -36,7 +37,9 @@ async def pre_checkout(query: PreCheckoutQuery, db_user: TelegramUser) -> None:
     await query.answer(ok=False, error_message=texts.payment_refused(error))
 
 
-async def paid(message: Message, bot: Bot, db_user: TelegramUser, config: BotConfig) -> None:
+async def paid(message: Message, bot: Bot, db_user: TelegramUser, config: BotConfig) -> str:
+    """Credit the payment; PAYMENT_SETTLED tells the intake that Telegram may forget the
+    update (anything else, an exception included, keeps it: see backend.bot.polling)."""
     payment = message.successful_payment
     assert payment is not None  # the filter
     transition = await _bill_pay_reported(
@@ -55,11 +58,12 @@ async def paid(message: Message, bot: Bot, db_user: TelegramUser, config: BotCon
             f"счёт {payment.invoice_payload[:64]!r}, {payment.total_amount} {payment.currency}",
         )
         await notify.send(bot, message.chat.id, texts.SUPPORT)
-        return
+        return PAYMENT_SETTLED
     if not transition.credited or db_user.is_blocked:
-        return  # the same payment once more, or a user the bot does not talk to
+        return PAYMENT_SETTLED  # the same payment once more, or a user the bot ignores
     text, markup = notify.transition_message(transition)
     await notify.send(bot, message.chat.id, text, reply_markup=markup)
+    return PAYMENT_SETTLED
 
 
 def build_router() -> Router:
