@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -535,3 +536,69 @@ def test_a_symlink_in_the_log_folder_leads_nowhere(boss, log_dir, tmp_path):
         response = client.get(f"{LOGS_URL}{name}/", follow=True)
         assert "Content-Disposition" not in response, name
         assert b"TOP SECRET" not in response.content, name
+
+
+def test_a_hard_link_in_the_log_folder_is_neither_listed_nor_served(boss, log_dir, tmp_path):
+    outside = tmp_path / "project"
+    outside.mkdir()
+    (outside / ".env").write_text("TOP SECRET\n", encoding="utf-8")
+    os.link(outside / ".env", log_dir / "x.log")  # ln .env logs/x.log
+    (log_dir / "evil.log").symlink_to(outside / ".env")
+    (log_dir / "bot.1.log").write_text("TOP SECRET\n", encoding="utf-8")
+    os.link(log_dir / "bot.1.log", log_dir / "copy.log")  # both names inside: still two
+    os.mkfifo(log_dir / "pipe.log")
+
+    assert [name for name, _ in log_files()] == ["bot.log"]
+    client = Client()
+    client.force_login(boss)
+    page = client.get(LOGS_URL)
+    assert [f["name"] for f in page.context["files"]] == ["bot.log"]
+    for name in ("x.log", "evil.log", "bot.1.log", "copy.log", "pipe.log"):
+        response = client.get(f"{LOGS_URL}{name}/")
+        assert response.status_code == 404, name
+        assert "Content-Disposition" not in response, name
+        assert b"TOP SECRET" not in response.content, name
+    real = client.get(f"{LOGS_URL}bot.log/")
+    assert real.status_code == 200
+    assert b"".join(real.streaming_content) == b"today\n"
+
+
+# Swaps logs/swap.log, as fast as it can, between a file of its own and a hard link to a
+# secret: the admin lists one and opens the other.
+SWAPPER = """
+import os, sys
+folder, secret = sys.argv[1:]
+target, staging = os.path.join(folder, "swap.log"), os.path.join(folder, "staging")
+while True:
+    with open(staging, "w") as f:
+        f.write("harmless\\n")
+    os.replace(staging, target)
+    os.link(secret, staging)
+    os.replace(staging, target)
+"""
+
+
+def test_a_log_swapped_for_a_hard_link_after_the_listing_is_not_served(boss, log_dir, tmp_path):
+    secret = tmp_path / ".env"
+    secret.write_text("TOP SECRET\n", encoding="utf-8")
+    client = Client()
+    client.force_login(boss)
+    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(log_dir), str(secret)])
+    served = refused = 0
+    try:
+        deadline = time.monotonic() + 20
+        while not (log_dir / "swap.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(300):
+            response = client.get(f"{LOGS_URL}swap.log/")
+            if response.status_code == 200:
+                assert b"".join(response.streaming_content) == b"harmless\n"
+                served += 1
+            else:
+                assert response.status_code == 404
+                assert b"TOP SECRET" not in response.content
+                refused += 1
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert refused and served + refused == 300  # the swap went on under the admin's feet

@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from loguru import logger
 
-from backend.logging import log_files
+from backend.logging import is_single_file, log_files
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.services import AdjustmentReplayed, BalanceError, balance_adjust
 from backend.users import exports
@@ -354,9 +354,16 @@ class TelegramUserAdmin(admin.ModelAdmin):
         files = {name: Path(settings.LOG_DIR) / name for name, _ in log_files()}
         if file_name not in files:
             raise Http404(_("No such log file"))
-        try:  # O_NOFOLLOW: a file swapped for a link since the listing is not followed
-            handle = os.fdopen(os.open(files[file_name], os.O_RDONLY | os.O_NOFOLLOW), "rb")
+        # O_NOFOLLOW: a file swapped for a symlink since the listing is not followed;
+        # O_NONBLOCK: nor does a FIFO put there hold the request. What was opened is
+        # checked again: a regular file with one link, not a hard link made meanwhile.
+        try:
+            fd = os.open(files[file_name], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:  # rotated away, or turned into a link, meanwhile
             raise Http404(_("No such log file")) from None
+        if not is_single_file(os.fstat(fd)):
+            os.close(fd)
+            raise Http404(_("No such log file"))
+        handle = os.fdopen(fd, "rb")
         logger.info("log {} downloaded by {}", file_name, request.user.get_username())
         return FileResponse(handle, as_attachment=True, filename=file_name)
