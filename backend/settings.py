@@ -255,6 +255,15 @@ MAX_OPEN_BILLS = env_int("MAX_OPEN_BILLS", 3)  # unpaid bills one user may have 
 # Expired or rejected bills are still asked about this long: a late payment is credited.
 BILL_LATE_PAYMENT_GRACE_SECONDS = env_int("BILL_LATE_PAYMENT_GRACE_SECONDS", 86400)
 
+# --- how the bot takes updates (checked by runbot: see backend/bot/webhook.py) --------
+BOT_MODE = env("BOT_MODE", "polling").lower()  # polling | webhook
+WEBHOOK_BASE_URL = env("WEBHOOK_BASE_URL")  # https://bot.example.com
+WEBHOOK_PATH = env("WEBHOOK_PATH", "/telegram/webhook")
+WEBHOOK_SECRET = env("WEBHOOK_SECRET")
+WEBHOOK_LISTEN = env("WEBHOOK_LISTEN", "127.0.0.1:8081")
+WEBHOOK_MAX_CONNECTIONS = env("WEBHOOK_MAX_CONNECTIONS", "40")
+BOT_WORKERS = env("BOT_WORKERS", "1")
+
 # --- logging (loguru; see backend/logging.py) ----------------------------------------
 LOG_DIR = Path(env("LOG_DIR") or BASE_DIR / "logs")
 if not LOG_DIR.is_absolute():
@@ -263,5 +272,10 @@ LOGGING_CONFIG = "backend.logging.setup"
 LOGGING = {
     "level": env("LOG_LEVEL", "INFO").upper(),
     "dir": LOG_DIR,
-    "secrets": [TELEGRAM_API_TOKEN, QIWI_SECRET_KEY, TELEGRAM_PAYMENTS_PROVIDER_TOKEN],
+    "secrets": [
+        TELEGRAM_API_TOKEN,
+        QIWI_SECRET_KEY,
+        TELEGRAM_PAYMENTS_PROVIDER_TOKEN,
+        WEBHOOK_SECRET,
+    ],
 }

@@ -14,7 +14,9 @@ from django.db import connections
 
 from backend import logging as backend_logging
 from backend.bot.config import BotConfig
-from backend.bot.dispatcher import build_bot, build_dispatcher, run_bot
+from backend.bot.dispatcher import build_bot, build_dispatcher
+from backend.bot.runner import run_bot
+from backend.bot.webhook import WebhookConfig
 from backend.payments.providers.qiwi import QiwiProvider
 from backend.payments.providers.telegram import TelegramPaymentsProvider
 from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
@@ -90,8 +92,9 @@ class BotProcess:
         self._task: asyncio.Task | None = None
         self._stop: asyncio.Event | None = None
 
-    async def start(self, *, polling: bool = True) -> None:
-        """Start; with `polling` wait until it polls (a second bot process waits instead)."""
+    async def start(self, *, polling: bool = True, webhook: WebhookConfig | None = None) -> None:
+        """Start; with `polling` wait until it polls (a second bot process waits instead),
+        with `webhook` until it has set its webhook."""
         bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
         makers = {
             "qiwi": lambda: QiwiProvider(
@@ -110,9 +113,12 @@ class BotProcess:
                 dispatcher=self.dp,
                 handle_signals=False,
                 stop=self._stop,
+                webhook=webhook,
             )
         )
-        if polling:
+        if webhook is not None:
+            await self.tg.wait_call("setWebhook")
+        elif polling:
             await self.tg.wait_call("getUpdates")
 
     async def stop(self) -> None:
@@ -135,6 +141,7 @@ async def make_bot(transactional_db, tg, qiwi, config):
         qiwi_timeout: float = 2,
         payments: tuple[str, ...] = ("qiwi",),
         telegram_payments: dict | None = None,
+        webhook: WebhookConfig | None = None,
         **changes,
     ) -> BotProcess:
         process = BotProcess(
@@ -145,7 +152,7 @@ async def make_bot(transactional_db, tg, qiwi, config):
             payments,
             telegram_payments,
         )
-        await process.start(polling=polling)
+        await process.start(polling=polling, webhook=webhook)
         started.append(process)
         return process
 

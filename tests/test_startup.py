@@ -2,7 +2,8 @@
 
 import pytest
 
-from backend.bot.dispatcher import TokenRefused, build_bot, run_bot
+from backend.bot.dispatcher import build_bot
+from backend.bot.runner import TokenRefused, run_bot
 from backend.payments.providers.qiwi import QiwiProvider
 from tests.conftest import QIWI_KEY, TOKEN
 

@@ -24,6 +24,8 @@ class BotConfig:
     lock_retry: float = 5.0  # seconds between looks at the single-instance lock
     late_payment_grace: timedelta = timedelta(days=1)  # closed bills still asked about
     update_concurrency: int = 64  # updates handled at once; the rest wait at Telegram
+    # seconds between reads of getStarTransactions (backend.payments.reconcile)
+    star_reconcile_interval: float = 300.0
 
     @classmethod
     def from_settings(cls) -> BotConfig:

@@ -24,24 +24,18 @@ from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
 from loguru import logger
 
-# What the successful-payment handler returns when the payment is settled for good.
-PAYMENT_SETTLED = "payment settled"
+from backend.bot.intake import UpdateRunner, carries_money
+
 POLL_TIMEOUT = 10  # seconds Telegram holds a getUpdates open
-STOP_GRACE = 10.0  # seconds the updates in hand get to finish when the bot stops
 _BACKOFF = BackoffConfig(min_delay=1.0, max_delay=30.0, factor=2.0, jitter=0.1)
 
 
-def carries_money(update: Update) -> bool:
-    """An update whose effect is a credit: acknowledged only once that is committed."""
-    message = update.message
-    return message is not None and message.successful_payment is not None
-
-
-class Intake:
+class PollingIntake:
     """Takes updates from `getUpdates` into `dp`, at most `concurrency` at once.
 
-    `stop()` ends the intake: no new updates are taken, the ones in hand get STOP_GRACE
-    seconds, and Telegram is told which were handled (the unsettled payments excluded).
+    Stopping (`stopping` set, or SIGTERM/SIGINT with `handle_signals`) ends it: no new
+    updates are taken, the ones in hand get a grace period, and Telegram is told which
+    were handled (the unsettled payments excluded).
     """
 
     def __init__(
@@ -51,42 +45,29 @@ class Intake:
         dp: Dispatcher,
         concurrency: int,
         allowed_updates: list[str],
-        stopping: asyncio.Event | None = None,
-        **workflow_data: Any,
+        stopping: asyncio.Event,
+        **data: Any,
     ) -> None:
-        self.bot, self.dp = bot, dp
+        self.bot = bot
         self.allowed_updates = allowed_updates
-        self.workflow_data = workflow_data
-        self._slots = asyncio.Semaphore(concurrency)
-        self._stopping = stopping or asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        self.runner = UpdateRunner(bot=bot, dp=dp, concurrency=concurrency, **data)
+        self._stopping = stopping
         self._unsettled: dict[int, asyncio.Task] = {}  # payments by update id
         self._next_id = 0  # every update below this id has been taken
-
-    def stop(self) -> None:
-        self._stopping.set()
 
     @property
     def offset(self) -> int:
         """What getUpdates confirms: everything below the oldest unsettled payment."""
         return min(self._unsettled, default=self._next_id)
 
-    async def run(self, *, handle_signals: bool = True) -> None:
-        if handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._on_signal, sig)
+    async def run(self) -> None:
         try:
             await self._take()
         finally:
-            if handle_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-            await self._finish()
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        logger.info("{} received: stopping", sig.name)
-        self.stop()
+            await self.runner.finish()
+            if self.offset:
+                with suppress(Exception):  # a courtesy: unconfirmed updates only come again
+                    await self.bot(GetUpdates(offset=self.offset, limit=1, timeout=0))
 
     async def _take(self) -> None:
         backoff = Backoff(config=_BACKOFF)
@@ -110,9 +91,8 @@ class Intake:
                 failed = False
             fresh = [u for u in updates if u.update_id >= self._next_id]
             for update in fresh:
-                if await self._until_stopped(self._slots.acquire()) is None:
+                if await self._until_stopped(self._start(update)) is None:
                     return
-                self._start(update)
             if self._unsettled and not fresh:
                 # Telegram answers at once with the held payment: wait for it a little.
                 await asyncio.wait(
@@ -143,53 +123,44 @@ class Intake:
             await task
         return None
 
-    def _start(self, update: Update) -> None:
-        self._next_id = update.update_id + 1
-        if carries_money(update):
-            task = asyncio.create_task(self._settle(update))
+    async def _start(self, update: Update) -> bool:
+        if not carries_money(update):
+            await self.runner.spawn(self.runner.handle(update))
+        else:
+            task = await self.runner.spawn(self._settle(update))
             self._unsettled[update.update_id] = task
             task.add_done_callback(lambda t, uid=update.update_id: self._settled(uid, t))
-        else:
-            task = asyncio.create_task(self._handle(update))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _: self._slots.release())
+        self._next_id = update.update_id + 1
+        return True
 
     def _settled(self, update_id: int, task: asyncio.Task) -> None:
         if not task.cancelled() and task.result():
             del self._unsettled[update_id]
 
-    async def _handle(self, update: Update) -> Any:
-        try:
-            return await self.dp.feed_update(self.bot, update, **self.workflow_data)
-        except Exception:  # the errors router has reported what it could
-            logger.exception("update {} failed", update.update_id)
-            return None
-
     async def _settle(self, update: Update) -> bool:
-        """Handle a payment until its handler says it is settled; False if the bot
-        stops first (the offset stays below it, and Telegram sends it again)."""
+        """Handle a payment until it is settled; False if the bot stops first (the
+        offset stays below it, and Telegram sends it again)."""
         backoff = Backoff(config=_BACKOFF)
-        while True:
-            if await self._handle(update) == PAYMENT_SETTLED:
-                return True
-            logger.error(
-                "payment update {} not settled: trying again in {:.0f} s",
-                update.update_id, backoff.next_delay,
-            )  # fmt: skip
+        while not await self.runner.settled(update):
             if self._stopping.is_set():
                 return False
             await self._until_stopped(backoff.asleep())
+        return True
 
-    async def _finish(self) -> None:
-        """Let the updates in hand finish, then confirm to Telegram what was handled."""
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
-        if self.offset:
-            with suppress(Exception):  # a courtesy: unconfirmed updates only come again
-                await self.bot(GetUpdates(offset=self.offset, limit=1, timeout=0))
+
+def install_stop_signals(stopping: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stopping` (once polling or serving has begun)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        logger.info("{} received: stopping", sig.name)
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+def remove_stop_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -47,6 +48,49 @@ def bill_payable_error(*, bill_id: str, telegram_id: int, currency: str, total: 
     if (bill.invoice_currency, bill.invoice_total) != (currency, total):
         return "mismatch"
     return None
+
+
+# Ids per IN (...) query: far below every database's limit on query parameters.
+_IDS_PER_QUERY = 500
+
+
+def _chunks(values: Iterable[str]) -> list[list[str]]:
+    unique = sorted(set(values))
+    return [unique[i : i + _IDS_PER_QUERY] for i in range(0, len(unique), _IDS_PER_QUERY)]
+
+
+def charge_ids_known(*, provider: str, charge_ids: Iterable[str]) -> set[str]:
+    """Which of `charge_ids` a bill of `provider` already records (paid, being refunded
+    or refunded by that payment)."""
+    known: set[str] = set()
+    for chunk in _chunks(c for c in charge_ids if c):
+        rows = Bill.objects.filter(provider=provider, charge_id__in=chunk)
+        known.update(rows.values_list("charge_id", flat=True))
+    return known
+
+
+def bill_ids_invoiced(*, provider: str, currency: str, bill_ids: Iterable[str]) -> set[str]:
+    """Which of `bill_ids` are bills of `provider` invoiced in `currency` (Telegram
+    Stars: XTR); ids longer than a bill id are none of ours."""
+    found: set[str] = set()
+    for chunk in _chunks(b for b in bill_ids if 0 < len(b) <= 64):
+        rows = Bill.objects.filter(pk__in=chunk, provider=provider, invoice_currency=currency)
+        found.update(rows.values_list("pk", flat=True))
+    return found
+
+
+def unpaid_invoices_since(*, provider: str, currency: str, since: datetime) -> datetime | None:
+    """When the oldest bill of `provider` invoiced in `currency` since `since` that a
+    payment could still land on (open, expired or rejected, no charge recorded) was
+    created; None when there is none."""
+    rows = Bill.objects.filter(
+        provider=provider,
+        invoice_currency=currency,
+        charge_id="",
+        status__in=Bill.OPEN_STATUSES + Bill.LATE_PAYABLE,
+        created_at__gte=since,
+    )
+    return rows.order_by("created_at").values_list("created_at", flat=True).first()
 
 
 def ledger_sum(*, user: TelegramUser) -> Decimal:

@@ -4,6 +4,11 @@ payment message and Stars refunds, checked as strictly as Telegram documents the
 A test plays the user: `tg.checkout(user, invoice_message)` is the user pressing «Pay»
 (a `pre_checkout_query` update); when the bot answers it with ok=True in time, the fake
 charges and sends the `successful_payment` message, as Telegram does.
+
+Every Stars charge and refund is also a Star transaction of the bot, listed by
+`getStarTransactions` (newest first, as Telegram's server returns them). A test can make
+a payment whose update is lost (`lose_next_payments`), or list a payment made elsewhere
+(`add_star_payment`) or any other transaction (`add_star_transaction`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ class PaymentsState:
     invoices: dict[tuple[int, int], Invoice] = field(default_factory=dict)
     pre_checkouts: dict[str, PreCheckout] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)  # telegram_payment_charge_id
+    # The bot's Star transactions in the order they happened (StarTransaction dicts).
+    star_transactions: list[Json] = field(default_factory=list)
+    star_transactions_ascending: bool = False  # list them as the Bot API docs say instead
+    lost_payments: int = 0  # charges to come whose successful_payment is never delivered
 
 
 class TelegramPayments:
@@ -126,7 +135,8 @@ class TelegramPayments:
         return True
 
     async def _api_refundStarPayment(self, params: dict[str, Any]) -> Any:
-        charge = self.payments.charges.get(str(params.get("telegram_payment_charge_id")))
+        charge_id = str(params.get("telegram_payment_charge_id"))
+        charge = self.payments.charges.get(charge_id)
         if charge is None or charge.user_id != params.get("user_id"):
             raise ApiError(400, "Bad Request: CHARGE_ID_INVALID")
         if charge.currency != STARS:
@@ -134,7 +144,19 @@ class TelegramPayments:
         if charge.refunded:
             raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
         charge.refunded = True
+        partner = self._star_partner(params["user_id"], charge.payload)
+        self._star_transaction(charge_id, charge.total_amount, receiver=partner)
         return True
+
+    async def _api_getStarTransactions(self, params: dict[str, Any]) -> Any:
+        offset = max(0, int(params.get("offset", 0)))
+        limit = max(1, min(int(params.get("limit", 100)), 100))
+        order = sorted(
+            enumerate(self.payments.star_transactions),
+            key=lambda t: (t[1]["date"], t[0]),
+            reverse=not self.payments.star_transactions_ascending,
+        )
+        return {"transactions": copy.deepcopy([t for _, t in order[offset : offset + limit]])}
 
     # ---- what the user does ------------------------------------------------------
     def checkout(
@@ -171,11 +193,65 @@ class TelegramPayments:
         charge = self.payments.charges[charge_id]
         return self._enqueue_payment(user, charge_id, charge)
 
+    def lose_next_payments(self, times: int = 1) -> None:
+        """The next `times` charges are made, but their successful_payment update is
+        never delivered (the bot was killed after Telegram counted it as received)."""
+        self.payments.lost_payments += times
+
+    def add_star_payment(
+        self, user: Json, payload: str, total_amount: int, *, date: int | None = None
+    ) -> str:
+        """A Stars payment with this payload that the bot never hears of (an invoice of
+        someone else's making, a payment long ago); listed by getStarTransactions.
+        Returns its charge id."""
+        charge_id = f"stxch{secrets.token_hex(10)}"
+        self.payments.charges[charge_id] = Charge(user["id"], payload, STARS, total_amount)
+        self._star_transaction(
+            charge_id, total_amount, source=self._star_partner(user, payload), date=date
+        )
+        return charge_id
+
+    def add_star_transaction(self, transaction: Json) -> None:
+        """Any StarTransaction dict (a withdrawal, paid media, a gift…), listed as it is;
+        its `date` defaults to now."""
+        self.payments.star_transactions.append({"date": int(time.time()), **transaction})
+
     def _charge(self, user: Json, invoice: Invoice) -> None:
         charge_id = f"stxch{secrets.token_hex(10)}"
         charge = Charge(user["id"], invoice.payload, invoice.currency, invoice.total_amount)
         self.payments.charges[charge_id] = charge
+        if invoice.currency == STARS:
+            partner = self._star_partner(user, invoice.payload)
+            self._star_transaction(charge_id, invoice.total_amount, source=partner)
+        if self.payments.lost_payments:
+            self.payments.lost_payments -= 1
+            return
         self._enqueue_payment(user, charge_id, charge)
+
+    @staticmethod
+    def _star_partner(user: Json | int, payload: str) -> Json:
+        """A TransactionPartnerUser of an invoice payment."""
+        if isinstance(user, int):
+            user = {"id": user, "is_bot": False, "first_name": "User"}
+        return {
+            "type": "user",
+            "transaction_type": "invoice_payment",
+            "user": dict(user),
+            "invoice_payload": payload,
+        }
+
+    def _star_transaction(self, transaction_id: str, amount: int, **parts: Any) -> None:
+        """Record a Star transaction: `source` for an incoming one, `receiver` for an
+        outgoing one; `date` defaults to now."""
+        date = parts.pop("date", None)
+        self.payments.star_transactions.append(
+            {
+                "id": transaction_id,
+                "amount": amount,
+                "date": int(time.time()) if date is None else date,
+                **parts,
+            }
+        )
 
     def _enqueue_payment(self, user: Json, charge_id: str, charge: Charge) -> Json:
         msg = self._user_message(user)  # type: ignore[attr-defined]

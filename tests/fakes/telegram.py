@@ -16,10 +16,9 @@ from aiohttp import web
 
 from ._telegram_payments import ApiError, TelegramPayments
 from ._telegram_state import BOT_USER, Json, TelegramState
+from ._telegram_webhook import TelegramWebhook
 
-WEBHOOK_INFO = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
 TRUE_METHODS = {
-    "deleteWebhook",
     "answerCallbackQuery",
     "setMyCommands",
     "deleteMyCommands",
@@ -81,10 +80,11 @@ def _inline(markup: Any) -> Any:
     return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
 
 
-class FakeTelegram(TelegramPayments, TelegramState):
+class FakeTelegram(TelegramPayments, TelegramWebhook, TelegramState):
     def __init__(self, token: str = "123456:TEST-token") -> None:
         super().__init__()
         self._init_payments()
+        self._init_webhook()
         self.token = token
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
@@ -146,10 +146,9 @@ class FakeTelegram(TelegramPayments, TelegramState):
     async def _api_getMe(self, params: Params) -> Any:
         return dict(BOT_USER)
 
-    async def _api_getWebhookInfo(self, params: Params) -> Any:
-        return dict(WEBHOOK_INFO)
-
     async def _api_getUpdates(self, params: Params) -> Any:
+        if self.webhook.url:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
         offset = int(params.get("offset", 0))
         limit = max(1, min(int(params.get("limit", 100)), 100))
         if offset > 0:

@@ -11,7 +11,7 @@ from loguru import logger
 
 from backend.bot import notify, texts
 from backend.bot.config import BotConfig
-from backend.bot.polling import PAYMENT_SETTLED
+from backend.bot.intake import PAYMENT_SETTLED
 from backend.common.db import db_async
 from backend.payments import selectors, services
 from backend.users.models import TelegramUser

@@ -5,18 +5,24 @@ Telegram is never asked about an invoice: it tells the bot. A user who presses �
 brings a `pre_checkout_query` (the bot has 10 seconds to say yes or no), then a
 `successful_payment` message. So this provider is not polled, and the bill's final
 statuses come from those updates (see backend.bot.handlers.telegram_payments).
+
+A Stars payment can also be read back afterwards: `star_payments` lists the bot's
+incoming Stars payments (getStarTransactions), so a payment whose update was lost can
+still be credited (backend.payments.reconcile). Payments through a provider token are
+listed by no Bot API call.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import AiogramError, TelegramBadRequest
-from aiogram.types import LabeledPrice
+from aiogram.types import LabeledPrice, StarTransaction, TransactionPartnerUser
 
 from backend.payments.providers.base import (
     ProviderBill,
@@ -28,6 +34,32 @@ from backend.payments.providers.base import (
 
 STARS = "XTR"
 INVOICE_TITLE = "Пополнение баланса"
+STAR_TRANSACTIONS_PAGE = 100  # getStarTransactions' largest `limit`
+STAR_TRANSACTIONS_MAX_PAGES = 10
+
+
+@dataclass(frozen=True)
+class StarPayment:
+    """A user's payment of one of the bot's invoices in Telegram Stars, as
+    getStarTransactions lists it."""
+
+    charge_id: str  # the transaction's id: the payment's telegram_payment_charge_id
+    telegram_id: int  # who paid
+    payload: str  # the invoice's payload: our bill id, if the invoice was ours
+    stars: int  # whole stars the transaction brought
+    date: datetime
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class StarPayments:
+    """What `star_payments` read, newest first. `complete`: the read went back to
+    `since` (or to the bot's first transaction); if not, it stopped at `max_pages` and
+    older payments were not looked at."""
+
+    payments: tuple[StarPayment, ...]
+    complete: bool
+    pages: int
 
 
 @dataclass(frozen=True)
@@ -99,5 +131,73 @@ class TelegramPaymentsProvider:
         except AiogramError as e:
             raise ProviderError(f"refundStarPayment failed: {e}") from None
 
+    @property
+    def takes_stars(self) -> bool:
+        """Invoices in Telegram Stars (no provider token): its payments can be listed."""
+        return not self.provider_token
+
+    async def star_payments(
+        self, *, since: datetime, max_pages: int = STAR_TRANSACTIONS_MAX_PAGES
+    ) -> StarPayments:
+        """The bot's incoming invoice payments in Stars made at `since` or later, newest
+        first, read from getStarTransactions a page of 100 at a time (at most `max_pages`).
+
+        The Bot API documents the list as "in chronological order"; the Bot API server
+        asks TDLib's getStarTransactions with no direction, and Telegram's
+        payments.getStarsTransactions returns the newest first unless asked for
+        `ascending`. So the newest come first, and the read stops at the first page that
+        ends before `since`. A page found in ascending date order is not taken as the
+        end (the read goes on to `max_pages`), so the other order misses nothing in a
+        short history. New transactions arriving meanwhile shift the offsets: a
+        transaction may come twice (kept once), none is skipped.
+
+        Raises ProviderError when Telegram does not answer or refuses.
+        """
+        payments: dict[str, StarPayment] = {}
+        complete = False
+        pages = 0
+        while pages < max_pages:
+            try:
+                result = await self.bot.get_star_transactions(
+                    offset=pages * STAR_TRANSACTIONS_PAGE, limit=STAR_TRANSACTIONS_PAGE
+                )
+            except AiogramError as e:
+                raise ProviderError(f"getStarTransactions failed: {e}") from None
+            pages += 1
+            transactions = result.transactions
+            for transaction in transactions:
+                payment = _star_payment(transaction)
+                if payment is not None and payment.date >= since:
+                    payments.setdefault(payment.charge_id, payment)
+            if len(transactions) < STAR_TRANSACTIONS_PAGE:
+                complete = True  # the bot's first transaction has been read
+                break
+            newest_first = transactions[0].date >= transactions[-1].date
+            if newest_first and transactions[-1].date < since:
+                complete = True  # the rest is older still
+                break
+        ordered = sorted(payments.values(), key=lambda p: p.date, reverse=True)
+        return StarPayments(payments=tuple(ordered), complete=complete, pages=pages)
+
     async def close(self) -> None:
         """The bot's session belongs to whoever made the bot."""
+
+
+def _star_payment(transaction: StarTransaction) -> StarPayment | None:
+    """An incoming payment of an invoice by a user, or None for anything else (refunds
+    and withdrawals are outgoing, paid media, gifts and the like are other types)."""
+    source = transaction.source
+    if not isinstance(source, TransactionPartnerUser):
+        return None
+    if source.transaction_type != "invoice_payment" or source.invoice_payload is None:
+        return None
+    if transaction.receiver is not None or transaction.amount <= 0:
+        return None
+    return StarPayment(
+        charge_id=transaction.id,
+        telegram_id=source.user.id,
+        payload=source.invoice_payload,
+        stars=transaction.amount,
+        date=transaction.date,
+        raw=transaction.model_dump(mode="json", exclude_none=True),
+    )
