@@ -263,6 +263,9 @@ WEBHOOK_SECRET = env("WEBHOOK_SECRET")
 WEBHOOK_LISTEN = env("WEBHOOK_LISTEN", "127.0.0.1:8081")
 WEBHOOK_MAX_CONNECTIONS = env("WEBHOOK_MAX_CONNECTIONS", "40")
 BOT_WORKERS = env("BOT_WORKERS", "1")
+# Dialog state, per-user isolation and the flood limit shared by every bot process
+# (backend/bot/shared_state.py); empty: in each process's memory.
+REDIS_URL = env("REDIS_URL")
 
 # --- logging (loguru; see backend/logging.py) ----------------------------------------
 LOG_DIR = Path(env("LOG_DIR") or BASE_DIR / "logs")

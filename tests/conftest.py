@@ -16,6 +16,7 @@ from backend import logging as backend_logging
 from backend.bot.config import BotConfig
 from backend.bot.dispatcher import build_bot, build_dispatcher
 from backend.bot.runner import run_bot
+from backend.bot.shared_state import shared_state
 from backend.bot.webhook import WebhookConfig
 from backend.payments.providers.qiwi import QiwiProvider
 from backend.payments.providers.telegram import TelegramPaymentsProvider
@@ -78,8 +79,11 @@ class BotProcess:
         qiwi_timeout: float = 2,
         payments: tuple[str, ...] = ("qiwi",),
         telegram_payments: dict | None = None,
+        redis_url: str = "",
+        redis_prefix: str = "topup-test",
     ) -> None:
         self.tg, self.qiwi, self.config = tg, qiwi, config
+        self.redis_url, self.redis_prefix = redis_url, redis_prefix
         self.qiwi_timeout = qiwi_timeout
         self.payments = payments
         # TelegramPaymentsProvider's settings: provider_token, currency, rubles_per_star
@@ -103,13 +107,17 @@ class BotProcess:
             "telegram": lambda: TelegramPaymentsProvider(bot=bot, **self.telegram_payments),
         }
         providers = {name: makers[name]() for name in self.payments}
-        self.dp = build_dispatcher(providers=providers, config=self.config)
+        self.shared = shared_state(
+            config=self.config, redis_url=self.redis_url, prefix=self.redis_prefix
+        )
+        self.dp = build_dispatcher(providers=providers, config=self.config, shared=self.shared)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(
             run_bot(
                 bot=bot,
                 providers=providers,
                 config=self.config,
+                shared=self.shared,
                 dispatcher=self.dp,
                 handle_signals=False,
                 stop=self._stop,
@@ -142,6 +150,8 @@ async def make_bot(transactional_db, tg, qiwi, config):
         payments: tuple[str, ...] = ("qiwi",),
         telegram_payments: dict | None = None,
         webhook: WebhookConfig | None = None,
+        redis_url: str = "",
+        redis_prefix: str = "topup-test",
         **changes,
     ) -> BotProcess:
         process = BotProcess(
@@ -151,6 +161,8 @@ async def make_bot(transactional_db, tg, qiwi, config):
             qiwi_timeout,
             payments,
             telegram_payments,
+            redis_url,
+            redis_prefix,
         )
         await process.start(polling=polling, webhook=webhook)
         started.append(process)

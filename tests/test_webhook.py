@@ -178,3 +178,17 @@ async def test_a_payment_is_answered_only_after_it_is_credited(make_bot, tg, web
     await eventually(answered)
     assert [e.amount for e in await db_ledger(9403)] == [Decimal("300.00")]
     assert (await db_user(9403)).balance == Decimal("300.00")
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "status", "body"),
+    [
+        ("redis://127.0.0.1:6379/15", 200, {"database": "ok", "redis": "ok"}),
+        ("redis://127.0.0.1:1/15", 503, {"database": "ok", "redis": "down"}),
+    ],
+)
+async def test_healthz_says_whether_redis_answers(make_bot, webhook, redis_url, status, body):
+    await make_bot(webhook=webhook, redis_url=redis_url)
+    url = f"http://127.0.0.1:{webhook.port}/healthz"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert (response.status, await response.json()) == (status, body)

@@ -8,8 +8,6 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import ErrorEvent
 from loguru import logger
 
@@ -18,6 +16,7 @@ from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, telegram_payments, topup
 from backend.bot.middlewares import FloodGuard, UserMiddleware
 from backend.bot.session import TelegramRequestPolicy
+from backend.bot.shared_state import SharedState, shared_state
 from backend.payments.providers.base import PaymentProvider
 
 
@@ -35,11 +34,18 @@ def build_dispatcher(
     *,
     providers: dict[str, PaymentProvider],
     config: BotConfig,
-    storage: BaseStorage | None = None,
+    shared: SharedState | None = None,
 ) -> Dispatcher:
-    """`providers`: the enabled ways to pay by name, in the order the user sees them."""
-    dp = Dispatcher(storage=storage or MemoryStorage(), providers=providers, config=config)
-    dp.update.outer_middleware(FloodGuard(rate=config.flood_rate, burst=config.flood_burst))
+    """`providers`: the enabled ways to pay by name, in the order the user sees them.
+    `shared`: the dialog state, isolation and flood limit (in memory by default)."""
+    shared = shared or shared_state(config=config)
+    dp = Dispatcher(
+        storage=shared.storage,
+        events_isolation=shared.isolation,
+        providers=providers,
+        config=config,
+    )
+    dp.update.outer_middleware(FloodGuard(shared.flood))
     dp.update.outer_middleware(UserMiddleware())
     # Order matters: /admin and /start win over the amount prompt; fallbacks go last.
     dp.include_routers(

@@ -2,7 +2,7 @@ import itertools
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
@@ -89,14 +89,38 @@ class UserMiddleware(BaseMiddleware):
             del written[telegram_id]
 
 
-class FloodGuard(BaseMiddleware):
-    """At most `rate` updates a second from one user, with bursts up to `burst`; the rest
-    are dropped before they cost a database call, so one flooding user cannot slow the
-    others down. Runs before UserMiddleware."""
+class FloodLimit(Protocol):
+    async def allow(self, user_id: int) -> bool: ...
+
+
+class MemoryFloodLimit:
+    """A token bucket per user in this process: `rate` updates a second on average,
+    bursts up to `burst`."""
 
     def __init__(self, *, rate: float = 2.0, burst: int = 10, max_users: int = 100_000) -> None:
         self._rate, self._burst, self._max_users = rate, float(burst), max_users
         self._buckets: dict[int, tuple[float, float]] = {}  # user id → (tokens, time)
+
+    async def allow(self, user_id: int) -> bool:
+        now = time.monotonic()
+        tokens, then = self._buckets.get(user_id, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - then) * self._rate)
+        if tokens < 1:
+            self._buckets[user_id] = (tokens, now)
+            return False
+        if len(self._buckets) >= self._max_users:
+            self._buckets.clear()  # forget everyone at once: cheap, and harmless
+        self._buckets[user_id] = (tokens - 1, now)
+        return True
+
+
+class FloodGuard(BaseMiddleware):
+    """At most so many updates a second from one user (`limit`); the rest are dropped
+    before they cost a database call, so one flooding user cannot slow the others down.
+    Payments are never dropped. Runs before UserMiddleware."""
+
+    def __init__(self, limit: FloodLimit) -> None:
+        self._limit = limit
 
     async def __call__(
         self,
@@ -107,14 +131,7 @@ class FloodGuard(BaseMiddleware):
         sender: User | None = data.get("event_from_user")
         if sender is None or is_payment(event):
             return await handler(event, data)
-        now = time.monotonic()
-        tokens, then = self._buckets.get(sender.id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - then) * self._rate)
-        if tokens < 1:
-            self._buckets[sender.id] = (tokens, now)
+        if not await self._limit.allow(sender.id):
             logger.debug("flood from user {}: update dropped", sender.id)
             return None
-        if len(self._buckets) >= self._max_users:
-            self._buckets.clear()  # forget everyone at once: cheap, and harmless
-        self._buckets[sender.id] = (tokens - 1, now)
         return await handler(event, data)

@@ -29,6 +29,7 @@ from backend.bot.dispatcher import build_dispatcher
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.intake import STOP_GRACE, UpdateRunner
 from backend.bot.polling import PollingIntake, install_stop_signals, remove_stop_signals
+from backend.bot.shared_state import SharedState, shared_state
 from backend.bot.webhook import WebhookConfig, build_app, set_webhook
 from backend.common.db import db_async
 from backend.payments.poller import run_expiry, run_poller
@@ -151,14 +152,18 @@ async def run_bot(
     bot: Bot,
     providers: dict[str, PaymentProvider],
     config: BotConfig,
+    shared: SharedState | None = None,
     dispatcher: Dispatcher | None = None,
     handle_signals: bool = True,
     stop: asyncio.Event | None = None,
     webhook: WebhookConfig | None = None,
 ) -> None:
     """Run the bot until stopped (SIGTERM, Ctrl-C or `stop`), then close everything:
-    long polling, or with `webhook` an HTTP server Telegram posts updates to."""
-    dp = dispatcher or build_dispatcher(providers=providers, config=config)
+    long polling, or with `webhook` an HTTP server Telegram posts updates to.
+    `shared`: the state in Redis (see shared_state), closed here; `dispatcher` must be
+    built with it."""
+    shared = shared or shared_state(config=config)
+    dp = dispatcher or build_dispatcher(providers=providers, config=config, shared=shared)
     stop = stop or asyncio.Event()
     if handle_signals:
         install_stop_signals(stop)
@@ -167,7 +172,13 @@ async def run_bot(
             await _run_polling(bot=bot, dp=dp, providers=providers, config=config, stop=stop)
         else:
             await _run_webhook(
-                bot=bot, dp=dp, providers=providers, config=config, stop=stop, webhook=webhook
+                bot=bot,
+                dp=dp,
+                providers=providers,
+                config=config,
+                stop=stop,
+                webhook=webhook,
+                shared=shared,
             )
     finally:
         if handle_signals:
@@ -175,6 +186,7 @@ async def run_bot(
         await bot.session.close()
         for provider in providers.values():
             await provider.close()
+        await shared.close()
         logger.info("bot stopped")
 
 
@@ -231,12 +243,20 @@ async def _run_webhook(
     config: BotConfig,
     stop: asyncio.Event,
     webhook: WebhookConfig,
+    shared: SharedState,
 ) -> None:
     started, _ = await until_stopped(stop, wait_for_telegram(bot))
     if not started:
         return
     runner = UpdateRunner(bot=bot, dp=dp, concurrency=config.update_concurrency, dispatcher=dp)
-    app = build_app(bot=bot, dp=dp, runner=runner, webhook=webhook, health=database_health)
+
+    async def health() -> dict[str, bool]:
+        checks = {"database": await _answers(_database_answers())}
+        if shared.redis is not None:
+            checks["redis"] = await _answers(shared.redis_answers())
+        return checks
+
+    app = build_app(bot=bot, dp=dp, runner=runner, webhook=webhook, health=health)
     server = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE)
     await server.setup()
     jobs = asyncio.create_task(_bill_jobs_when_locked(bot=bot, providers=providers, config=config))
@@ -279,9 +299,8 @@ def _database_answers() -> bool:
         return cursor.fetchone() == (1,)
 
 
-async def database_health() -> dict[str, bool]:
+async def _answers(check: Awaitable[bool]) -> bool:
     try:
-        database = await asyncio.wait_for(_database_answers(), timeout=5)
+        return await asyncio.wait_for(check, timeout=5)
     except Exception:
-        database = False
-    return {"database": database}
+        return False

@@ -1,4 +1,5 @@
 import asyncio
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -10,6 +11,14 @@ class Command(BaseCommand):
         "together with the bill jobs."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--worker",
+            type=int,
+            default=0,
+            help="(internal) run as webhook worker N of BOT_WORKERS",
+        )
+
     def handle(self, *args, **options) -> None:
         # The settings are checked before aiogram is imported: that import takes seconds.
         required = ["TELEGRAM_API_TOKEN"]
@@ -19,6 +28,10 @@ class Command(BaseCommand):
             if not getattr(settings, name):
                 raise CommandError(f"{name} is not set: put it into .env or the environment")
         webhook = self._webhook_config()
+        if webhook is not None and webhook.workers > 1 and not options["worker"]:
+            from backend.bot.workers import run_workers
+
+            sys.exit(run_workers(webhook.workers))
         try:
             asyncio.run(self._run(webhook))
         except KeyboardInterrupt:  # Ctrl-C before the bot took over the signals
@@ -43,8 +56,10 @@ class Command(BaseCommand):
             )
         except ValueError as e:
             raise CommandError(str(e)) from None
-        if webhook.workers > 1:
-            raise CommandError("BOT_WORKERS above 1 is not supported yet: set BOT_WORKERS=1")
+        if webhook.workers > 1 and not settings.REDIS_URL:
+            raise CommandError(
+                "REDIS_URL is not set: BOT_WORKERS above 1 share the dialogs through Redis"
+            )
         return webhook
 
     async def _run(self, webhook) -> None:
@@ -53,6 +68,7 @@ class Command(BaseCommand):
         from backend.bot.config import BotConfig
         from backend.bot.dispatcher import build_bot
         from backend.bot.runner import TokenRefused, run_bot
+        from backend.bot.shared_state import shared_state
         from backend.payments.providers import providers_from_settings
         from backend.payments.providers.base import ProviderAuthError
 
@@ -69,9 +85,11 @@ class Command(BaseCommand):
         except ProviderAuthError as e:
             await bot.session.close()
             raise CommandError(str(e)) from None
+        config = BotConfig.from_settings()
+        shared = shared_state(config=config, redis_url=settings.REDIS_URL, prefix=f"topup:{bot.id}")
         try:
             await run_bot(
-                bot=bot, providers=providers, config=BotConfig.from_settings(), webhook=webhook
+                bot=bot, providers=providers, config=config, shared=shared, webhook=webhook
             )
         except TokenRefused as e:
             raise CommandError(str(e)) from None

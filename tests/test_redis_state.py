@@ -1,0 +1,79 @@
+"""With REDIS_URL, dialogs and the flood limit live in a real Redis (127.0.0.1:6379):
+shared by every bot process and kept across restarts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from backend.bot import texts
+from tests.helpers import button
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """Keys of this test's own: other runs may share the Redis."""
+    prefix = f"topup-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def test_an_amount_prompt_survives_a_restart_and_another_process(make_bot, tg, prefix):
+    first = await make_bot(redis_url=REDIS_URL, redis_prefix=prefix)
+    user = tg.user(9501)
+    tg.send_text(user, "/start")
+    hello = await tg.wait_call("sendMessage")
+    tg.press(user, tg.message_of(hello), button(hello, texts.TOP_UP_BUTTON)["callback_data"])
+    assert (await tg.wait_call("sendMessage")).params["text"] == texts.ASK_AMOUNT
+    await first.stop()
+
+    # Another process (a restart, or another worker) takes the amount.
+    await make_bot(redis_url=REDIS_URL, redis_prefix=prefix)
+    tg.send_text(user, "250")
+    confirm = await tg.wait_call("sendMessage")
+    assert "250" in confirm.params["text"] and button(confirm, texts.CONFIRM_BUTTON)
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        assert [key async for key in redis.scan_iter(f"{prefix}:fsm:*")]
+    finally:
+        await redis.aclose()
+
+
+async def test_without_redis_the_prompt_is_forgotten_by_a_restart(make_bot, tg):
+    first = await make_bot()
+    user = tg.user(9502)
+    tg.send_text(user, "/start")
+    hello = await tg.wait_call("sendMessage")
+    tg.press(user, tg.message_of(hello), button(hello, texts.TOP_UP_BUTTON)["callback_data"])
+    assert (await tg.wait_call("sendMessage")).params["text"] == texts.ASK_AMOUNT
+    await first.stop()
+    await make_bot()
+    tg.send_text(user, "250")
+    assert texts.CONFIRM_BUTTON not in str((await tg.wait_call("sendMessage")).params)
+
+
+async def test_the_flood_limit_is_shared_by_two_processes(make_bot, tg, prefix):
+    """Burst 3 across both: a user who alternates between them gets 3 answers, not 6."""
+    limits = {"flood_rate": 0.01, "flood_burst": 3, "lock_retry": 0.2}
+    await make_bot(redis_url=REDIS_URL, redis_prefix=prefix, **limits)
+    # The second process waits for the polling lock; its flood guard is the same Redis.
+    other = await make_bot(redis_url=REDIS_URL, redis_prefix=prefix, polling=False, **limits)
+    user = tg.user(9503)
+    for _ in range(3):
+        tg.send_text(user, "/start")
+    for _ in range(3):
+        await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 9503)
+    allowed = [await other.shared.flood.allow(9503) for _ in range(3)]
+    assert allowed == [False, False, False]
+    tg.send_text(user, "/start")
+    await tg.assert_no_call("sendMessage", within=0.5)
