@@ -53,3 +53,27 @@ def secret_key_check(app_configs, **kwargs) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def bot_settings_errors() -> list[str]:
+    """What stops `runbot` before it talks to anyone, one line each, in its words: the
+    token (present and shaped like `<digits>:<secret>`, aiogram's rule), the QIWI key
+    when QIWI is a way to pay, and the webhook settings in webhook mode. runbot and
+    scripts/run.sh ask this before they start anything."""
+    errors = []
+    token = settings.TELEGRAM_API_TOKEN
+    if not token:
+        errors.append("TELEGRAM_API_TOKEN is not set: put it into .env or the environment")
+    else:
+        bot_id, colon, secret = token.partition(":")
+        if not (colon and bot_id.isdigit() and secret) or any(c.isspace() for c in token):
+            errors.append("TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)")
+    if "qiwi" in settings.PAYMENT_PROVIDERS and not settings.QIWI_SECRET_KEY:
+        errors.append("QIWI_SECRET_KEY is not set: put it into .env or the environment")
+    from backend.bot.config import webhook_config_from_settings
+
+    try:
+        webhook_config_from_settings()
+    except ValueError as e:
+        errors.append(str(e))
+    return errors

@@ -141,7 +141,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy of every response (backend/security.py; the shape of Django
 # 6.0's setting of this name). The admin needs no inline script or style: ours are in
-# static files, served from this origin (runserver --insecure, or the proxy).
+# static files, served from this origin (WhiteNoise in the admin server, or the proxy).
 SECURE_CSP = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
@@ -171,6 +171,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "backend.security.ContentSecurityPolicyMiddleware",
+    # Static files, served by the admin server itself (gunicorn has none of its own):
+    # right after the headers above, so a static file carries them and the CSP too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -217,7 +220,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# `manage.py collectstatic` (scripts/run.sh runs it) copies the static files here; the
+# admin server serves them from here through WhiteNoise (see MIDDLEWARE).
 STATIC_ROOT = BASE_DIR / "static"
+
+# --- the admin server (scripts/run.sh runs gunicorn with scripts/gunicorn.conf.py) ----
+ADMIN_ADDR = env("ADMIN_ADDR", "127.0.0.1:8000")  # host:port it listens on
+ADMIN_WORKERS = env_int("ADMIN_WORKERS", 2)  # worker processes
 
 # --- the bot -------------------------------------------------------------------------
 TELEGRAM_API_TOKEN = env("TELEGRAM_API_TOKEN")

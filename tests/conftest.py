@@ -13,11 +13,10 @@ from django.contrib.auth.models import User
 from django.db import connections
 
 from backend import logging as backend_logging
-from backend.bot.config import BotConfig
+from backend.bot.config import BotConfig, WebhookConfig
 from backend.bot.dispatcher import build_bot, build_dispatcher
 from backend.bot.runner import run_bot
 from backend.bot.shared_state import shared_state
-from backend.bot.webhook import WebhookConfig
 from backend.payments.providers.qiwi import QiwiProvider
 from backend.payments.providers.telegram import TelegramPaymentsProvider
 from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key

@@ -321,30 +321,64 @@ def test_a_key_is_made_once_when_there_is_no_env_file(tmp_path):
     assert env_file.read_bytes() == written
 
 
-def test_a_key_is_appended_to_an_env_file_copied_from_the_example(tmp_path, settings):
+def test_the_empty_key_line_of_an_env_file_copied_from_the_example_is_filled(tmp_path, settings):
     env_file = tmp_path / ".env"
     example = (ROOT / ".env.example").read_text()
+    assert "\nBACKEND_SECRET_KEY=\n" in example
     env_file.write_text(example)
+    env_file.chmod(0o644)
     result = ensure_key(env_file)
     assert_not_printed(result, env_file)
+    key = dotenv_values(env_file)["BACKEND_SECRET_KEY"]
+    assert key_lines(env_file) == [f"BACKEND_SECRET_KEY={key}"]  # one line, the same place
     text = env_file.read_text()
-    assert text.startswith(example)  # nothing of the user's file is changed
-    assert key_lines(env_file) == ["BACKEND_SECRET_KEY=", key_lines(env_file)[1]]
-    # the last assignment wins for python-dotenv, and the key passes the start check
+    assert text == example.replace("\nBACKEND_SECRET_KEY=\n", f"\nBACKEND_SECRET_KEY={key}\n")
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     settings.DEBUG = False
-    settings.SECRET_KEY = dotenv_values(env_file)["BACKEND_SECRET_KEY"]
+    settings.SECRET_KEY = key
     assert secret_key_check(None) == []
     ensure_key(env_file)
     assert env_file.read_text() == text
 
 
+@pytest.mark.parametrize(
+    "empty",
+    ["BACKEND_SECRET_KEY=", "export BACKEND_SECRET_KEY = ''", "BACKEND_SECRET_KEY=  # set me"],
+)
+def test_the_last_empty_assignment_is_the_one_filled(tmp_path, empty):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"BACKEND_SECRET_KEY=\nDEBUG=false\n{empty}\nLOG_LEVEL=INFO")
+    ensure_key(env_file)
+    key = dotenv_values(env_file)["BACKEND_SECRET_KEY"]
+    assert len(key) >= 50
+    assert (
+        env_file.read_text()
+        == f"BACKEND_SECRET_KEY=\nDEBUG=false\nBACKEND_SECRET_KEY={key}\nLOG_LEVEL=INFO"
+    )
+
+
+def test_a_symlinked_env_file_keeps_its_link(tmp_path):
+    target = tmp_path / "secrets" / "topup.env"
+    target.parent.mkdir()
+    target.write_text("BACKEND_SECRET_KEY=\n")
+    env_file = tmp_path / ".env"
+    env_file.symlink_to(target)
+    ensure_key(env_file)
+    assert env_file.is_symlink()
+    assert len(dotenv_values(target)["BACKEND_SECRET_KEY"]) >= 50
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["topup.env"]  # no temporary left
+
+
 def test_an_env_file_without_a_last_newline_gets_the_key_on_a_line_of_its_own(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("DEBUG=false")
+    env_file.chmod(0o644)
     ensure_key(env_file)
     values = dotenv_values(env_file)
     assert values["DEBUG"] == "false"
     assert len(values["BACKEND_SECRET_KEY"]) >= 50
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
 
 def test_an_existing_key_is_kept(tmp_path):
@@ -366,7 +400,7 @@ def test_a_key_from_the_environment_is_left_alone(tmp_path):
 def test_run_sh_makes_the_key_before_migrate_and_serves_plain_http_cookies():
     script = (ROOT / "scripts" / "run.sh").read_text()
     assert script.index("scripts/ensure_secret_key.py") < script.index("manage.py migrate")
-    assert script.index("export SECURE_COOKIES=false") < script.index("manage.py runserver")
+    assert script.index("export SECURE_COOKIES=false") < script.index("-m gunicorn")
 
 
 # --- the admin: CSRF on every form ----------------------------------------------------

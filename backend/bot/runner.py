@@ -24,13 +24,13 @@ from django.db import connection
 from loguru import logger
 
 from backend.bot import notify
-from backend.bot.config import BotConfig
+from backend.bot.config import BotConfig, WebhookConfig
 from backend.bot.dispatcher import build_dispatcher
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.intake import STOP_GRACE, UpdateRunner
 from backend.bot.polling import PollingIntake, install_stop_signals, remove_stop_signals
 from backend.bot.shared_state import SharedState, shared_state
-from backend.bot.webhook import WebhookConfig, build_app, set_webhook
+from backend.bot.webhook import build_app, set_webhook
 from backend.common.db import db_async
 from backend.payments.poller import run_expiry, run_poller
 from backend.payments.providers.base import PaymentProvider

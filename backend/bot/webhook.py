@@ -16,10 +16,7 @@ product needs on top of it:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
@@ -28,70 +25,11 @@ from aiohttp import web
 from loguru import logger
 from pydantic import ValidationError
 
+from backend.bot.config import WebhookConfig
 from backend.bot.intake import UpdateRunner, carries_money
 
 MAX_BODY = 1024 * 1024  # Telegram's updates are far smaller; anything bigger is not one
-SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for secret_token
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    base_url: str  # the public origin Telegram posts to: https://bot.example.com
-    path: str  # /telegram/webhook
-    secret: str
-    host: str  # what the HTTP server binds
-    port: int
-    max_connections: int = 40
-    workers: int = 1
-
-    @property
-    def url(self) -> str:
-        return self.base_url.rstrip("/") + self.path
-
-    @classmethod
-    def from_values(
-        cls,
-        *,
-        base_url: str,
-        path: str,
-        secret: str,
-        listen: str,
-        max_connections: str,
-        workers: str,
-    ) -> WebhookConfig:
-        """The settings checked one by one: a ValueError names the first wrong one."""
-        parts = urlsplit(base_url)
-        if not base_url:
-            raise ValueError("WEBHOOK_BASE_URL is not set: the public https:// origin of the bot")
-        # http only to this machine: a local Bot API server takes it (and so do the tests)
-        secure = parts.scheme == "https" or (
-            parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-        )
-        if not secure or not parts.netloc or parts.path not in ("", "/"):
-            raise ValueError(f"WEBHOOK_BASE_URL must be an https:// origin, got {base_url!r}")
-        if not path.startswith("/") or "?" in path or "#" in path:
-            raise ValueError(f"WEBHOOK_PATH must start with /, got {path!r}")
-        if not secret:
-            raise ValueError("WEBHOOK_SECRET is not set: 1-256 of A-Z a-z 0-9 _ -")
-        if not SECRET_SHAPE.fullmatch(secret):
-            raise ValueError("WEBHOOK_SECRET must be 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)")
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"WEBHOOK_LISTEN must be host:port, got {listen!r}")
-        if not max_connections.isdigit() or not 1 <= int(max_connections) <= 100:
-            raise ValueError(f"WEBHOOK_MAX_CONNECTIONS must be 1-100, got {max_connections!r}")
-        if not workers.isdigit() or int(workers) < 1:
-            raise ValueError(f"BOT_WORKERS must be a whole number from 1, got {workers!r}")
-        return cls(
-            base_url=base_url,
-            path=path,
-            secret=secret,
-            host=host.strip("[]"),
-            port=int(port),
-            max_connections=int(max_connections),
-            workers=int(workers),
-        )
 
 
 class UpdateRequestHandler(SimpleRequestHandler):

@@ -21,13 +21,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         # The settings are checked before aiogram is imported: that import takes seconds.
-        required = ["TELEGRAM_API_TOKEN"]
-        if "qiwi" in settings.PAYMENT_PROVIDERS:
-            required.append("QIWI_SECRET_KEY")
-        for name in required:
-            if not getattr(settings, name):
-                raise CommandError(f"{name} is not set: put it into .env or the environment")
-        webhook = self._webhook_config()
+        from backend.bot.config import webhook_config_from_settings
+        from backend.checks import bot_settings_errors
+
+        if errors := bot_settings_errors():
+            raise CommandError(errors[0])
+        try:
+            webhook = webhook_config_from_settings()
+        except ValueError as e:
+            raise CommandError(str(e)) from None
         if webhook is not None and webhook.workers > 1 and not options["worker"]:
             from backend.bot.workers import run_workers
 
@@ -36,31 +38,6 @@ class Command(BaseCommand):
             asyncio.run(self._run(webhook))
         except KeyboardInterrupt:  # Ctrl-C before the bot took over the signals
             self.stderr.write("stopped")
-
-    def _webhook_config(self):
-        """None for polling; the checked webhook settings for webhook mode."""
-        from backend.bot.webhook import WebhookConfig
-
-        if settings.BOT_MODE == "polling":
-            return None
-        if settings.BOT_MODE != "webhook":
-            raise CommandError(f"BOT_MODE must be polling or webhook, got {settings.BOT_MODE!r}")
-        try:
-            webhook = WebhookConfig.from_values(
-                base_url=settings.WEBHOOK_BASE_URL,
-                path=settings.WEBHOOK_PATH,
-                secret=settings.WEBHOOK_SECRET,
-                listen=settings.WEBHOOK_LISTEN,
-                max_connections=settings.WEBHOOK_MAX_CONNECTIONS,
-                workers=settings.BOT_WORKERS,
-            )
-        except ValueError as e:
-            raise CommandError(str(e)) from None
-        if webhook.workers > 1 and not settings.REDIS_URL:
-            raise CommandError(
-                "REDIS_URL is not set: BOT_WORKERS above 1 share the dialogs through Redis"
-            )
-        return webhook
 
     async def _run(self, webhook) -> None:
         from aiogram.utils.token import TokenValidationError
