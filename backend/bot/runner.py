@@ -270,8 +270,10 @@ async def _run_webhook(
         )
         await stop.wait()
     finally:
-        await server.cleanup()  # no new requests; those in hand get STOP_GRACE
-        await runner.finish()
+        stopping_since = asyncio.get_running_loop().time()
+        await server.cleanup()  # no new requests; those in hand get STOP_GRACE in all
+        elapsed = asyncio.get_running_loop().time() - stopping_since
+        await runner.finish(grace=max(0.1, STOP_GRACE - elapsed))
         await cancel([jobs])
 
 
