@@ -1,15 +1,13 @@
 #!/usr/bin/env python
 """Runs the bot: the same as `python manage.py runbot`."""
 
-import os
 import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
-    from django.core.management import execute_from_command_line
+    from backend.cli import main as run  # a missing database is one line, not a traceback
 
-    execute_from_command_line([sys.argv[0], "runbot", *sys.argv[1:]])
+    run([sys.argv[0], "runbot", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The admin's own hardening: a Content-Security-Policy header, an idle timeout for
-logged-in sessions, and a log line for every failed login.
+logged-in sessions, a log line for every failed login and every lockout, the client's
+address behind a proxy, and the page of a locked-out login (django-axes).
 
 Django 5.2 has no CSP of its own. `SECURE_CSP` in settings has the shape of Django 6.0's
 setting of that name (directive → sources), so moving to 6.0 means swapping
@@ -8,6 +9,7 @@ setting of that name (directive → sources), so moving to 6.0 means swapping
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +18,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext
 from loguru import logger
 
@@ -101,16 +105,76 @@ class IdleSessionTimeoutMiddleware:
             session[LAST_ACTIVITY_KEY] = now  # (also when the clock went back)
 
 
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind a proxy the header the proxy sets,
+    ADMIN_CLIENT_IP_HEADER (e.g. `X-Real-IP`, or `X-Forwarded-For`, of which the last
+    value is taken: the one the proxy appended; what a client sent itself is before it).
+    Only that header is believed, and only when it is configured: with the setting
+    empty an `X-Forwarded-For` is ignored. A request without the header (not through
+    the proxy) or with a value that is not an address falls back to REMOTE_ADDR.
+    django-axes counts failed logins per this address (AXES_CLIENT_IP_CALLABLE)."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    header = settings.ADMIN_CLIENT_IP_HEADER
+    if not header:
+        return remote
+    value = request.headers.get(header, "").rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return remote
+
+
 def log_failed_login(sender, credentials: dict, request: HttpRequest | None = None, **kwargs):
-    """`user_login_failed`: the username tried and the client's address, never the
-    password. The address is REMOTE_ADDR: behind a proxy that is the proxy's address
-    (the project trusts no X-Forwarded-For)."""
+    """`user_login_failed`: the username tried and the client's address (`client_ip`),
+    never the password; a `reason` sent with the signal (a wrong TOTP code) is added."""
     username = credentials.get(get_user_model().USERNAME_FIELD, credentials.get("username"))
-    address = request.META.get("REMOTE_ADDR") if request is not None else None
+    address = client_ip(request) if request is not None else None
     path = request.path if request is not None else None
+    reason = kwargs.get("reason")
     logger.warning(
-        "failed login: username {!r} from {} ({})",
+        "failed login: username {!r} from {} ({}){}",
         "" if username is None else str(username),
         address or "an unknown address",
         path or "no request",
+        f": {reason}" if reason else "",
     )
+
+
+def log_lockout(sender, request: HttpRequest, username, ip_address, **kwargs) -> None:
+    """django-axes' `user_locked_out`: a WARNING with the username and the address. It
+    comes when the failures reach ADMIN_LOCKOUT_FAILURES (the lockout itself) and again
+    for every login tried while locked out (refused)."""
+    failures = getattr(request, "axes_failures_since_start", None)
+    minutes = settings.ADMIN_LOCKOUT_MINUTES
+    until = f"for {minutes} minutes" if minutes else "until lifted (manage.py axes_reset…)"
+    if failures is not None:
+        logger.warning(
+            "admin login locked out {} after {} failed logins: username {!r}, address {}",
+            until,
+            failures,
+            "" if username is None else str(username),
+            ip_address or "unknown",
+        )
+    else:
+        logger.warning(
+            "admin login refused, locked out: username {!r}, address {}",
+            "" if username is None else str(username),
+            ip_address or "unknown",
+        )
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """The page of a locked-out login (AXES_LOCKOUT_CALLABLE): 429, in the admin's look,
+    saying for how long."""
+    from django.contrib import admin
+
+    context = {
+        **admin.site.each_context(request),
+        "title": gettext("Login locked"),
+        "minutes": settings.ADMIN_LOCKOUT_MINUTES,
+        "login_url": reverse("admin:login"),
+    }
+    response = TemplateResponse(request, "admin/login_locked.html", context, status=429)
+    return response.render()

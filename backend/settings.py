@@ -5,13 +5,17 @@ real environment win over it. `.env.example` lists every variable.
 """
 
 import os
+import sys
 import tempfile
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+
+from backend.logging import process_log_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -156,13 +160,47 @@ SECURE_CSP = {
 # absolute lifetime is SESSION_COOKIE_AGE from the login (Django's two weeks).
 ADMIN_SESSION_IDLE_MINUTES = env_int("ADMIN_SESSION_IDLE_MINUTES", 60)
 
+# --- the admin's login: throttling (django-axes) and two-factor (django-otp) ---------
+# After ADMIN_LOCKOUT_FAILURES failed logins for one username (from any address), or
+# from one address (for any username), that username / address is refused for
+# ADMIN_LOCKOUT_MINUTES (0: until `manage.py axes_reset…` lifts it), counted from the
+# failure that locked it. The address is REMOTE_ADDR, or the last value of the header
+# ADMIN_CLIENT_IP_HEADER (e.g. X-Real-IP) that the trusted proxy sets: see
+# backend/security.py client_ip.
+ADMIN_LOCKOUT_FAILURES = env_int("ADMIN_LOCKOUT_FAILURES", 5)
+ADMIN_LOCKOUT_MINUTES = env_int("ADMIN_LOCKOUT_MINUTES", 15)
+if ADMIN_LOCKOUT_FAILURES < 1 or ADMIN_LOCKOUT_MINUTES < 0:
+    raise ImproperlyConfigured(
+        "ADMIN_LOCKOUT_FAILURES must be 1 or more, ADMIN_LOCKOUT_MINUTES 0 or more"
+    )
+ADMIN_CLIENT_IP_HEADER = env("ADMIN_CLIENT_IP_HEADER").removeprefix("HTTP_").replace("_", "-")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = ADMIN_LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOCKOUT_MINUTES) if ADMIN_LOCKOUT_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not combined
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a lockout lasts its minutes
+AXES_CLIENT_IP_CALLABLE = "backend.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "backend.security.lockout_response"
+AXES_VERBOSE = False
+# ADMIN_REQUIRE_2FA=true: the admin's login asks for a TOTP code too (backend/admin_site.py);
+# `manage.py totp_enrol <username>` gives a staff user the key for the app.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Top-up bot admin")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's key or QR code
+
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "backend.admin_site.AdminConfig",  # django.contrib.admin with our site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "backend.users",
     "backend.payments",
     "backend.bot",
@@ -178,9 +216,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified()
     "django.contrib.messages.middleware.MessageMiddleware",
     "backend.security.IdleSessionTimeoutMiddleware",  # after auth and messages
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: a locked-out login gets the lockout page
 ]
 
 ROOT_URLCONF = "backend.urls"
@@ -284,6 +324,11 @@ LOGGING_CONFIG = "backend.logging.setup"
 LOGGING = {
     "level": env("LOG_LEVEL", "INFO").upper(),
     "dir": LOG_DIR,
+    # Each process its own file, by its role: bot.log, admin.log, manage.log (and
+    # admin-2.log … for a second one at once); rotated at LOG_ROTATION, LOG_RETENTION kept.
+    "name": process_log_name(sys.argv),
+    "rotation": env("LOG_ROTATION", "10 MB"),
+    "retention": env_int("LOG_RETENTION", 10),
     "secrets": [
         TELEGRAM_API_TOKEN,
         QIWI_SECRET_KEY,

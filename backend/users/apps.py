@@ -8,11 +8,14 @@ class UsersConfig(AppConfig):
     verbose_name = _("Users")
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
         from django.contrib.auth.signals import user_login_failed
 
         # Registers the project's system checks: no start without a secret key (DEBUG off).
         from backend import checks  # noqa: F401
-        from backend.security import log_failed_login
+        from backend.security import log_failed_login, log_lockout
 
         # Failed logins to the admin: a WARNING with the username tried and the address.
         user_login_failed.connect(log_failed_login, dispatch_uid="backend.log_failed_login")
+        # Lockouts after ADMIN_LOCKOUT_FAILURES failures (django-axes): a WARNING too.
+        user_locked_out.connect(log_lockout, dispatch_uid="backend.log_lockout")
