@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from backend.bot import texts
@@ -104,6 +105,9 @@ def alive(pid: int) -> bool:
 async def test_two_workers_share_the_port_and_the_dialogs_and_stop_together(tg, qiwi, tmp_path):
     port = free_port()
     env = process_env(tg, qiwi, tmp_path, **webhook_env(port, BOT_WORKERS="2", REDIS_URL=REDIS_URL))
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["TMPDIR"] = str(tmp_path / "tmp")  # where runbot makes the workers' metrics folder
+    (tmp_path / "tmp").mkdir()
     await manage("migrate", "--noinput", env=env)
     with (tmp_path / "console.txt").open("ab") as console:
         bot = await start_runbot(env, tmp_path, console)
@@ -123,6 +127,18 @@ async def test_two_workers_share_the_port_and_the_dialogs_and_stop_together(tg, 
             tg.send_text(user, "300")  # whichever worker takes it knows the dialog
             confirm = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 9611)
             assert button(confirm, texts.CONFIRM_BUTTON)
+
+            # /metrics adds up both workers' counts, whichever of them answers.
+            [metrics_dir] = (tmp_path / "tmp").iterdir()
+            async with aiohttp.ClientSession() as http:
+                for _ in range(6):  # new connections: the kernel spreads them
+                    async with http.get(
+                        f"http://127.0.0.1:{port}/metrics", headers={"Connection": "close"}
+                    ) as response:
+                        assert response.status == 200
+                        text = await response.text()
+                    assert 'topup_updates_total{type="message"} 2.0' in text
+                    assert 'topup_updates_total{type="callback_query"} 1.0' in text
         finally:
             bot.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(bot.wait(), timeout=30) == 0
@@ -131,6 +147,7 @@ async def test_two_workers_share_the_port_and_the_dialogs_and_stop_together(tg, 
         return not any(alive(pid) for pid in workers)
 
     await eventually(all_gone, timeout=10)
+    assert not metrics_dir.exists()  # runbot's own folder goes with the workers
     # The port is free for the next start (which, as servers do, binds past TIME_WAIT).
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

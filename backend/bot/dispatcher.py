@@ -14,8 +14,8 @@ from loguru import logger
 from backend.bot import keyboards, notify, texts
 from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, telegram_payments, topup
-from backend.bot.middlewares import FloodGuard, UserMiddleware
-from backend.bot.session import TelegramRequestPolicy
+from backend.bot.middlewares import FloodGuard, UpdateMetrics, UserMiddleware
+from backend.bot.session import RequestMetrics, TelegramRequestPolicy
 from backend.bot.shared_state import SharedState, shared_state
 from backend.payments.providers.base import PaymentProvider
 
@@ -23,6 +23,7 @@ from backend.payments.providers.base import PaymentProvider
 def build_bot(*, token: str, api_server: str) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_server))
     session.middleware(TelegramRequestPolicy())
+    session.middleware(RequestMetrics())  # inside the policy: each 429 retry is counted
     return Bot(
         token,
         session=session,
@@ -45,6 +46,7 @@ def build_dispatcher(
         providers=providers,
         config=config,
     )
+    dp.update.outer_middleware(UpdateMetrics())
     dp.update.outer_middleware(FloodGuard(shared.flood))
     dp.update.outer_middleware(UserMiddleware())
     # Order matters: /admin and /start win over the amount prompt; fallbacks go last.

@@ -6,8 +6,10 @@ from typing import Any, Protocol
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
+from aiogram.types.update import UpdateTypeLookupError
 from loguru import logger
 
+from backend.bot import metrics
 from backend.common.db import db_async_idempotent
 from backend.users.models import TelegramUser
 from backend.users.selectors import user_get
@@ -135,3 +137,27 @@ class FloodGuard(BaseMiddleware):
             logger.debug("flood from user {}: update dropped", sender.id)
             return None
         return await handler(event, data)
+
+
+class UpdateMetrics(BaseMiddleware):
+    """Counts every update by its type (`topup_updates_total`), and those whose
+    middlewares or handlers raised (`topup_update_errors_total`); the exception goes on
+    to the error handler. The outermost of ours: dropped updates are counted too."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        try:
+            update_type = event.event_type if isinstance(event, Update) else "unknown"
+        except UpdateTypeLookupError:
+            update_type = "unknown"
+        try:
+            result = await handler(event, data)
+        except Exception:
+            metrics.count_update(update_type, failed=True)
+            raise
+        metrics.count_update(update_type)
+        return result

@@ -19,7 +19,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup, Message
 from loguru import logger
 
-from backend.bot import keyboards, texts
+from backend.bot import keyboards, metrics, texts
 from backend.common.db import db_async
 from backend.logging import redact
 from backend.payments.models import Bill
@@ -72,12 +72,16 @@ def transition_message(transition: BillTransition) -> tuple[str, InlineKeyboardM
 
 
 class BillNotifier:
-    """Tells the owner of a bill what the poller found; blocked users hear nothing."""
+    """Tells the owner of a bill what the poller found; blocked users hear nothing.
+
+    The one place where the bill jobs (the poller, the Telegram bills' expiry, the Stars
+    reconciliation) report transitions: they are counted here (`metrics.bill_transition`)."""
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
 
     async def __call__(self, transition: BillTransition) -> None:
+        metrics.bill_transition(transition)
         bill, user = transition.bill, transition.bill.user
         if user.is_blocked:
             return

@@ -19,10 +19,24 @@ import time
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramBadRequest, TelegramConflictError, TelegramRetryAfter
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from loguru import logger
+
+from backend.bot import metrics
 
 HARMLESS = ("message is not modified", "query is too old", "query id is invalid")
 MAX_FLOOD_WAITS = 10
@@ -68,3 +82,47 @@ class TelegramRequestPolicy(BaseRequestMiddleware):
                         "webhook is set); stop it, or this bot will not get updates"
                     )
                 raise
+
+
+# The status label of a failed request, by aiogram's exception (which keeps no HTTP
+# code): the first class that matches; TelegramEntityTooLarge is a TelegramNetworkError.
+_FAILURE_STATUS: tuple[tuple[type[Exception], str], ...] = (
+    (TelegramRetryAfter, "429"),
+    (TelegramForbiddenError, "403"),
+    (TelegramBadRequest, "400"),  # TelegramMigrateToChat too: aiogram parses it from a 400
+    (TelegramUnauthorizedError, "401"),
+    (TelegramNotFound, "404"),
+    (TelegramConflictError, "409"),
+    (TelegramEntityTooLarge, "413"),
+    (TelegramServerError, "5xx"),
+    (TelegramNetworkError, "network_error"),  # no answer: connection refused, a timeout
+    (ClientDecodeError, "bad_response"),  # an answer that is not Telegram's JSON
+    (TelegramAPIError, "error"),  # another HTTP code
+)
+
+
+def request_status(error: Exception) -> str:
+    for kind, status in _FAILURE_STATUS:
+        if isinstance(error, kind):
+            return status
+    return "error"
+
+
+class RequestMetrics(BaseRequestMiddleware):
+    """Counts each HTTP request to the Bot API by method and status
+    (`topup_telegram_requests_total`). Registered inside TelegramRequestPolicy, so each
+    retry after a 429 is a request of its own, and the 429 is counted."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> TelegramType:
+        try:
+            result = await make_request(bot, method)
+        except Exception as e:
+            metrics.count_request(method.__api_method__, request_status(e))
+            raise
+        metrics.count_request(method.__api_method__, "ok")
+        return result

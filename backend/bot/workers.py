@@ -6,17 +6,27 @@ passes requests on. This one only starts them, hands SIGTERM and SIGINT on, and 
 It restarts nothing: when a worker dies on its own, the others are stopped too and the
 exit status is 1, so that the process manager (systemd's Restart=on-failure, see
 deploy/) starts the whole group again.
+
+The workers count their metrics in prometheus_client's multiprocess mode, so that
+`/metrics` sums all of them whichever worker answers: in PROMETHEUS_MULTIPROC_DIR when
+it is set (emptied here before the first worker starts), else in a temporary directory
+made here and removed when the workers have stopped.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from loguru import logger
+
+from backend.bot.metrics import MULTIPROC_DIR_VARIABLE, reset_multiprocess_dir
 
 STOP_TIMEOUT = 20.0  # seconds the workers get after SIGTERM before SIGKILL
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
@@ -25,6 +35,20 @@ MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 def run_workers(count: int) -> int:
     """Run `count` workers until a signal or one's death; returns the exit status: 0
     when a signal stopped them and each ended cleanly, 1 otherwise."""
+    own_dir = None
+    if not os.environ.get(MULTIPROC_DIR_VARIABLE):
+        own_dir = tempfile.mkdtemp(prefix="topup-bot-metrics-")
+        os.environ[MULTIPROC_DIR_VARIABLE] = own_dir  # the workers inherit it
+    reset_multiprocess_dir()
+    try:
+        return _run(count)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+            os.environ.pop(MULTIPROC_DIR_VARIABLE, None)
+
+
+def _run(count: int) -> int:
     workers = [
         subprocess.Popen([sys.executable, str(MANAGE), "runbot", "--worker", str(n)])
         for n in range(1, count + 1)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from django.utils import timezone
 from loguru import logger
 
+from backend.bot import metrics
 from backend.common.db import db_async
 from backend.payments import selectors, services
 from backend.payments.checks import bill_check
@@ -190,9 +191,12 @@ async def poll_once(
     late_grace: timedelta = DEFAULT_LATE_GRACE,
 ) -> int:
     """Check every open bill, and every bill closed within `late_grace`, once; returns
-    how many were checked."""
-    bills = await _bills_to_check(late_since=timezone.now() - late_grace, provider=provider.name)
-    await check_bills(bills=bills, provider=provider, notify=notify, concurrency=concurrency)
+    how many were checked. Its duration is observed (`topup_poll_round_seconds`)."""
+    with metrics.poll_round_timer(provider.name):
+        bills = await _bills_to_check(
+            late_since=timezone.now() - late_grace, provider=provider.name
+        )
+        await check_bills(bills=bills, provider=provider, notify=notify, concurrency=concurrency)
     return len(bills)
 
 

@@ -9,7 +9,7 @@ from aiogram import Bot, F, Router
 from aiogram.types import Message, PreCheckoutQuery
 from loguru import logger
 
-from backend.bot import notify, texts
+from backend.bot import metrics, notify, texts
 from backend.bot.config import BotConfig
 from backend.bot.intake import PAYMENT_SETTLED
 from backend.common.db import db_async
@@ -50,6 +50,7 @@ async def paid(message: Message, bot: Bot, db_user: TelegramUser, config: BotCon
         charge_id=payment.telegram_payment_charge_id,
         provider_charge_id=payment.provider_payment_charge_id or "",
     )
+    metrics.bill_transition(transition)
     if transition.mismatch:  # money taken for no bill of ours: people must look at it
         await notify.report_to_admins(
             bot,

@@ -7,7 +7,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from loguru import logger
 
-from backend.bot import keyboards, notify, texts
+from backend.bot import keyboards, metrics, notify, texts
 from backend.bot.callbacks import CheckBill, Confirm, PayWith, TopUp
 from backend.bot.config import BotConfig
 from backend.bot.states import TopUpStates
@@ -136,6 +136,7 @@ async def _issue_bill(
     except Exception as e:
         logger.exception("bill {} for user {} not created", bill.pk, chat_id)
         await _bill_mark_failed(bill_id=bill.pk, error=str(e))
+        metrics.bill_failed(provider.name)
         await bot.send_message(chat_id, texts.SUPPORT, reply_markup=keyboards.start())
         await notify.report_to_admins(bot, config.admin_ids, f"счёт {bill.pk} не создан", str(e))
         return
@@ -145,6 +146,7 @@ async def _issue_bill(
         provider_status=remote.status,
         quote=remote.quote,
     )
+    metrics.bill_created(provider.name)
     if bill.pay_url:  # a payment page: the link and the check button
         await bot.send_message(
             chat_id,
@@ -177,6 +179,7 @@ async def check(
         await callback.answer()
         await bot.send_message(chat_id, texts.CHECK_FAILED)
         return
+    metrics.bill_transition(transition)
     text, markup = notify.transition_message(transition)
     if not transition.changed and not transition.bill.is_open:
         await callback.answer(text)  # the poller got there first and has told the user
