@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-ALL = ("updates", "export", "admin_pages", "polling")
+ALL = ("updates", "webhook", "export", "admin_pages", "polling")
 
 
 def main() -> int:

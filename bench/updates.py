@@ -1,7 +1,7 @@
 """Updates benchmark: floods the bot with /start updates through a fake Bot API.
 
     python -m bench.updates [--updates K] [--rate R] [--duration S] [--reps N]
-                            [--db sqlite|postgres|both] [--quick]
+                            [--db sqlite|postgres|both] [--log-level L] [--quick]
 
 An in-process fake Bot API (aiohttp on 127.0.0.1, an ephemeral port, one per bot) serves
 getMe/getUpdates/sendMessage/..., and the bots run as subprocesses pointed at it with
@@ -52,14 +52,17 @@ PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 WARMUP_UPDATES = 20
 START_TIMEOUT = 90.0
 GREETING_START = "Привет, "
+LOAD_AT_START = os.getloadavg()  # this module is imported as a run starts
 
 
 # ---- the fake Bot API ------------------------------------------------------------
 
 
 class FakeBotApi:
-    """Just enough of the Bot API for long polling and replies, kept cheap: the updates
-    are encoded once when enqueued and getUpdates only joins bytes."""
+    """Just enough of the Bot API for long polling, webhooks and replies, kept cheap: the
+    updates are encoded once when enqueued and getUpdates only joins bytes. setWebhook,
+    deleteWebhook and getWebhookInfo keep the webhook's url and secret (bench/webhook.py
+    waits for setWebhook as the sign that a webhook bot listens)."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -74,6 +77,10 @@ class FakeBotApi:
         self.polled = asyncio.Event()
         self.other_methods: Counter[str] = Counter()
         self.bad_replies = 0
+        self.webhook_url = ""
+        self.webhook_secret = ""
+        self.webhook_sets = 0  # setWebhook calls: one per webhook worker
+        self.webhook_set = asyncio.Event()
         self.reset()
 
     def reset(self, expected: int = 0) -> None:
@@ -100,14 +107,20 @@ class FakeBotApi:
             await self._runner.cleanup()
 
     def enqueue(self, user_ids: range | list[int]) -> None:
+        """Updates for getUpdates; their latency counts from now."""
         now = time.perf_counter()
         date = int(time.time())
         for user_id in user_ids:
             update_id = self._next_update_id
             self._next_update_id += 1
             self.enqueued_at[user_id] = now
-            self._pending.append((update_id, _start_update(update_id, user_id, date)))
+            self._pending.append((update_id, start_update(update_id, user_id, date)))
         self._has_updates.set()
+
+    def expect(self, user_id: int, since: float) -> None:
+        """A reply to `user_id` is due, its latency counted from `since` (perf_counter):
+        for updates delivered some other way (a webhook POST)."""
+        self.enqueued_at[user_id] = since
 
     async def _handle(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -127,9 +140,20 @@ class FakeBotApi:
             me = {"id": self.bot_id, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}
             return _json({"ok": True, "result": me})
         if method == "getWebhookInfo":
-            info = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+            info = {
+                "url": self.webhook_url,
+                "has_custom_certificate": False,
+                "pending_update_count": 0,
+            }
             return _json({"ok": True, "result": info})
-        self.other_methods[method] += 1  # deleteWebhook, setMyCommands, close, ...
+        self.other_methods[method] += 1  # setWebhook, deleteWebhook, setMyCommands, ...
+        if method == "setWebhook":
+            self.webhook_url = str(params.get("url") or "")
+            self.webhook_secret = str(params.get("secret_token") or "")
+            self.webhook_sets += 1
+            self.webhook_set.set()
+        elif method == "deleteWebhook":
+            self.webhook_url = self.webhook_secret = ""
         return _json({"ok": True, "result": True})
 
     async def _get_updates(self, params: dict[str, Any]) -> web.Response:
@@ -181,7 +205,8 @@ def _json(body: Any, status: int = 200) -> web.Response:
     )
 
 
-def _start_update(update_id: int, user_id: int, date: int) -> bytes:
+def start_update(update_id: int, user_id: int, date: int) -> bytes:
+    """A /start from a new user, as Telegram encodes it (JSON, UTF-8)."""
     user = {
         "id": user_id,
         "is_bot": False,
@@ -232,6 +257,35 @@ def proc_status_kb(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+
+def proc_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (a bot with worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def pids_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of these processes; one that has ended counts nothing."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += proc_cpu_seconds(pid)
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -349,6 +403,66 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+class CpuReadings:
+    """CPU seconds spent during one measurement by the bot's processes, by this process
+    (the fake Bot API, and bench/webhook.py's client), by the PostgreSQL backends serving
+    the bot's database (sampled while it runs), and by everything else on the machine."""
+
+    def __init__(self, pids: list[int], pg: tuple[str, str] | None = None) -> None:
+        self.pids = pids
+        self._meter = PgCpuMeter(*pg) if pg else None
+        self._sampler: asyncio.Task[None] | None = None
+        self._bot0 = pids_cpu_seconds(pids)
+        self._self0 = self_cpu_seconds()
+        self._busy0 = machine_busy_seconds()
+        if self._meter is not None:
+            self._meter.sample()
+            self._sampler = asyncio.create_task(self._meter.run())
+
+    async def stop(self) -> dict[str, float | None]:
+        bot = pids_cpu_seconds(self.pids) - self._bot0
+        own = self_cpu_seconds() - self._self0
+        busy = machine_busy_seconds() - self._busy0
+        db: float | None = None
+        if self._meter is not None:
+            assert self._sampler is not None
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._meter.sample()
+            db = self._meter.total()
+            self._meter.close()
+        others = busy - bot - own - (db or 0.0)
+        return {"bot": bot, "self": own, "db": db, "others": max(0.0, others)}
+
+
+def reply_figures(
+    fake: FakeBotApi, t0: float, n: int, cpu: dict[str, float | None], bad_before: int
+) -> dict[str, Any]:
+    """The measurement's figures from the replies the fake received since `t0`."""
+    replied = len(fake.replied_at)
+    last = max(fake.replied_at.values(), default=t0)
+    latencies = sorted((fake.replied_at[u] - fake.enqueued_at[u]) * 1000 for u in fake.replied_at)
+    wall = last - t0
+    bot_cpu, db_cpu = cpu["bot"] or 0.0, cpu["db"]
+    return {
+        "updates": n,
+        "replies": replied,
+        "bad_replies": fake.bad_replies - bad_before,
+        "wall_s": round(wall, 3),
+        "replies_per_s": round(replied / wall, 1) if wall > 0 else None,
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "cpu_ms_per_update": round(bot_cpu * 1000 / max(replied, 1), 3),
+        "bot_cpu_util": round(bot_cpu / wall, 2) if wall > 0 else None,
+        "fake_cpu_util": round((cpu["self"] or 0.0) / wall, 2) if wall > 0 else None,
+        "db_cpu_ms_per_update": (
+            round(db_cpu * 1000 / max(replied, 1), 3) if db_cpu is not None else None
+        ),
+        "others_cpu_util": round((cpu["others"] or 0.0) / wall, 2) if wall > 0 else None,
+    }
+
+
 async def measure(target: Target, mode: str, n: int, rate: float) -> dict[str, Any]:
     fake, proc = target.fake, target.proc
     assert fake is not None and proc is not None
@@ -357,12 +471,7 @@ async def measure(target: Target, mode: str, n: int, rate: float) -> dict[str, A
     fake.reset(n)
     users = USERS.take(n)
     bad_before = fake.bad_replies
-    cpu0, self_cpu0 = proc_cpu_seconds(proc.pid), self_cpu_seconds()
-    busy0 = machine_busy_seconds()
-    meter = PgCpuMeter(*target.pg) if target.pg else None
-    if meter is not None:
-        meter.sample()
-        sampler = asyncio.create_task(meter.run())
+    readings = CpuReadings([proc.pid], target.pg)
     t0 = time.perf_counter()
     if mode == "burst":
         fake.enqueue(users)
@@ -377,38 +486,10 @@ async def measure(target: Target, mode: str, n: int, rate: float) -> dict[str, A
     timeout = 60 + n / 20
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(fake.done.wait(), timeout)
-    cpu1, self_cpu1 = proc_cpu_seconds(proc.pid), self_cpu_seconds()
-    busy1 = machine_busy_seconds()
-    db_cpu = 0.0
-    if meter is not None:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
-        meter.sample()
-        db_cpu = meter.total()
-        meter.close()
-    others = busy1 - busy0 - (cpu1 - cpu0) - (self_cpu1 - self_cpu0) - db_cpu
+    cpu = await readings.stop()
     rss_kb = proc_status_kb(proc.pid, "VmHWM")
     target.peak_rss_kb = max(target.peak_rss_kb, rss_kb)
-    replied = len(fake.replied_at)
-    last = max(fake.replied_at.values(), default=t0)
-    latencies = sorted((fake.replied_at[u] - fake.enqueued_at[u]) * 1000 for u in fake.replied_at)
-    wall = last - t0
-    return {
-        "updates": n,
-        "replies": replied,
-        "bad_replies": fake.bad_replies - bad_before,
-        "wall_s": round(wall, 3),
-        "replies_per_s": round(replied / wall, 1) if wall > 0 else None,
-        "p50_ms": round(percentile(latencies, 50), 1),
-        "p99_ms": round(percentile(latencies, 99), 1),
-        "cpu_ms_per_update": round((cpu1 - cpu0) * 1000 / max(replied, 1), 3),
-        "bot_cpu_util": round((cpu1 - cpu0) / wall, 2) if wall > 0 else None,
-        "fake_cpu_util": round((self_cpu1 - self_cpu0) / wall, 2) if wall > 0 else None,
-        "db_cpu_ms_per_update": round(db_cpu * 1000 / max(replied, 1), 3) if target.pg else None,
-        "others_cpu_util": round(max(0.0, others) / wall, 2) if wall > 0 else None,
-        "peak_rss_mb": round(rss_kb / 1024, 1),
-    }
+    return {**reply_figures(fake, t0, n, cpu, bad_before), "peak_rss_mb": round(rss_kb / 1024, 1)}
 
 
 METRICS = (
@@ -447,12 +528,14 @@ def pg_connect(admin_url: str):  # -> psycopg2 connection
     return conn
 
 
-def pg_create(admin_url: str) -> str:
-    name = f"bench_updates_{os.getpid()}_{secrets.token_hex(3)}"
+def pg_create(admin_url: str, prefix: str = "bench_updates", template: str | None = None) -> str:
+    """A new database (a copy of the database at URL `template`, when given); its URL."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    copy = f' TEMPLATE "{urlsplit(template).path.lstrip("/")}"' if template else ""
     conn = pg_connect(admin_url)
     try:
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+            cur.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         conn.close()
     parts = urlsplit(admin_url)
@@ -509,7 +592,7 @@ class PgCpuMeter:
         self._conn.close()
 
 
-def base_env(tmp: Path) -> dict[str, str]:
+def base_env(tmp: Path, log_level: str = "WARNING") -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -518,7 +601,7 @@ def base_env(tmp: Path) -> dict[str, str]:
             "QIWI_SECRET_KEY": qiwi_secret_key(),
             "QIWI_API_URL": "http://127.0.0.1:9",
             "LOG_DIR": str(tmp / "logs"),
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": log_level,
             "ADMIN_TELEGRAM_IDS": "",
             "PYTHONUNBUFFERED": "1",
         }
@@ -539,14 +622,15 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "aiogram": aiogram.__version__,
         "platform": platform.platform(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": [round(x, 2) for x in LOAD_AT_START],
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp_dir = tempfile.TemporaryDirectory(prefix="bench-updates-")
     tmp = Path(tmp_dir.name)
-    env = base_env(tmp)
+    env = base_env(tmp, args.log_level)
     targets: list[Target] = []
     notes: list[str] = []
     pg_url: str | None = None
@@ -654,6 +738,7 @@ def build_report(
             "steady_seconds": args.duration,
             "reps": args.reps,
             "db": args.db,
+            "log_level": args.log_level,
         },
         "bots": {},
         "ratios": {},
@@ -699,9 +784,10 @@ def print_table(report: dict[str, Any]) -> None:
     c = report["config"]
     print(
         f"\nmachine: nproc {m['nproc']}, Python {m['python']}, aiogram {m['aiogram']}, "
-        f"load {m['loadavg_at_start']}; medians of {c['reps']} rep(s); burst = "
+        f"load {m['loadavg_at_start']} → {m.get('loadavg_at_end')}; medians of {c['reps']} "
+        f"rep(s); burst = "
         f"{c['burst_updates']} queued at once, steady = {c['steady_rate']:g}/s for "
-        f"{c['steady_seconds']:g} s"
+        f"{c['steady_seconds']:g} s; product LOG_LEVEL {c.get('log_level', 'WARNING')}"
     )
     header = (
         f"{'mode':7}{'bot':18}{'replies/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/upd':>11}"
@@ -762,6 +848,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions, medians reported (default 3)")
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="creates/drops the DB")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="the product's LOG_LEVEL (default WARNING; the product's own default is INFO)",
+    )
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
