@@ -51,6 +51,7 @@ LOG_FILE_NAME = "bot.log"  # the bot's file; `setup` without a "name" writes it
 LOCK_DIR_NAME = ".locks"  # in LOG_DIR: a folder, so the «Логи» page does not list it
 MAX_SAME_ROLE = 64  # admin.log … admin-64.log; past that, the process id names the file
 MASK = "***"
+AIOGRAM_EVENT_LOGGER = "aiogram.event"
 _TOKEN_SHAPES = [
     re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot token
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),  # Authorization header
@@ -230,6 +231,12 @@ def setup(config: dict[str, Any] | None) -> None:
     logging.basicConfig(handlers=[InterceptHandler()], level=level, force=True)
     for noisy in ("asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiogram says "Update id=… is handled. Duration … ms" at INFO for every update:
+    # noise in the owner's logs, and on the bot's busiest path two sinks' worth of work.
+    # Its errors stay; LOG_LEVEL=DEBUG shows the per-update lines again.
+    logging.getLogger(AIOGRAM_EVENT_LOGGER).setLevel(
+        logging.NOTSET if level == "DEBUG" else logging.WARNING
+    )
     # django-axes says every step of every login, with the username and the address
     # masked; backend/security.py logs the failures and lockouts with both.
     logging.getLogger("axes").setLevel(logging.ERROR)

@@ -82,7 +82,7 @@ def test_a_value_with_newlines_and_controls_is_logged_on_one_line(log_dir):
     name = "Ivan" + FORGED + CONTROLS
     start = log_size(log_dir)
     logger.info("greeted user {} with key {}", name, f"\n{TOKEN}")  # as the bot would
-    logging.getLogger("aiogram.event").info("update from %s", name)  # through the stdlib
+    logging.getLogger("aiogram.event").warning("update from %s", name)  # through the stdlib
 
     lines = lines_since(log_dir, start)
     assert len(lines) == 2
@@ -139,3 +139,26 @@ def test_an_admins_reason_with_a_forged_line_is_logged_on_one_line(db, log_dir):
         "(FORGED): 0.00 by boss\\r\\n\\u2028\\x1b[2Kконец): 10.00 by boss"
     ]
     assert RECORD_START.match(lines[0])
+
+
+def test_aiogram_says_each_update_only_at_debug(tmp_path, log_dir):
+    """aiogram's "Update id=… is handled" line, one per update, is left out at INFO (the
+    default) and WARNING; its warnings and errors are not, and DEBUG shows it all."""
+    import backend.logging as backend_logging
+
+    event = logging.getLogger("aiogram.event")
+    try:
+        for level, expected in (
+            ("INFO", ["the update failed"]),
+            ("WARNING", ["the update failed"]),
+            ("DEBUG", ["Update id=7 is handled", "the update failed"]),
+        ):
+            folder = tmp_path / level
+            backend_logging.setup({"level": level, "dir": folder, "name": "bot"})
+            event.info("Update id=%s is %s", 7, "handled")
+            event.warning("the update failed")
+            logger.complete()
+            lines = (folder / LOG_FILE_NAME).read_text().splitlines()
+            assert [line.split(" - ", 1)[1] for line in lines] == expected, level
+    finally:  # back to the test run's logging (conftest's log_dir)
+        backend_logging.setup({"level": "DEBUG", "dir": log_dir, "secrets": [TOKEN, QIWI_KEY]})
