@@ -423,7 +423,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     bare = make("bare", [sys.executable, str(ROOT / "bench" / "bare_webhook_bot.py")], {}, 1)
     try:
-        await asyncio.to_thread(redis_check, args.redis_url)
+        if args.redis_url:
+            await asyncio.to_thread(redis_check, args.redis_url)
         template = pg_create(args.pg_admin_url, prefix="bench_webhook")
         databases.append(template)
         await bare.start()  # the bare bot starts while the database migrates
@@ -503,7 +504,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 notes.append(f"could not drop the PostgreSQL database: {e}")
         bot_ids = [int(t.token.split(":", 1)[0]) for t in targets if t.name != "bare"]
         try:
-            deleted = redis_forget(args.redis_url, bot_ids)
+            deleted = redis_forget(args.redis_url, bot_ids) if args.redis_url else 0
             notes.append(f"deleted {deleted} Redis keys of this run's bots")
         except Exception as e:
             notes.append(f"could not delete this run's Redis keys: {e}")
@@ -655,7 +656,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=[1, 2], help="BOT_WORKERS to measure"
     )
     parser.add_argument("--connections", type=int, default=40, help="requests open at once")
-    parser.add_argument("--redis-url", default=REDIS_URL, help=f"default {REDIS_URL}")
+    parser.add_argument(
+        "--redis-url",
+        default=REDIS_URL,
+        help=f"default {REDIS_URL}; empty: no Redis (one worker only: state in memory)",
+    )
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="creates/drops the DBs")
     parser.add_argument(
         "--log-level",

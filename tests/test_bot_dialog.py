@@ -156,6 +156,9 @@ async def test_start_during_the_amount_prompt_restarts(bot, tg):
     await tg.wait_call("sendMessage")
     tg.send_text(user, "/start")
     assert (await tg.wait_call("sendMessage")).params["text"] == GREETING
+    # The prompt is gone: a number now is not an amount.
+    tg.send_text(user, "500")
+    assert (await tg.wait_call("sendMessage")).params["text"] == GREETING
 
 
 async def test_waiting_rejected_expired_and_unknown_answers_of_the_check_button(bot, tg, qiwi):
