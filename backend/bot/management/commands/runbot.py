@@ -1,4 +1,5 @@
 import asyncio
+import gc
 import sys
 
 from django.conf import settings
@@ -64,6 +65,11 @@ class Command(BaseCommand):
             raise CommandError(str(e)) from None
         config = BotConfig.from_settings()
         shared = shared_state(config=config, redis_url=settings.REDIS_URL, prefix=f"topup:{bot.id}")
+        # What start-up made (Django, aiogram, pydantic: most of the memory) lives as long
+        # as the process: frozen, the collector stops scanning it again and again, which
+        # on a busy bot took about a fifth of its CPU (bench/README.md, «Webhook»).
+        gc.collect()
+        gc.freeze()
         try:
             await run_bot(
                 bot=bot, providers=providers, config=config, shared=shared, webhook=webhook
