@@ -7,9 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiogram.fsm.storage.base import StorageKey
 from redis.asyncio import Redis
 
 from backend.bot import texts
+from tests.conftest import TOKEN
 from tests.helpers import button
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -77,3 +79,22 @@ async def test_the_flood_limit_is_shared_by_two_processes(make_bot, tg, prefix):
     assert allowed == [False, False, False]
     tg.send_text(user, "/start")
     await tg.assert_no_call("sendMessage", within=0.5)
+
+
+async def test_a_users_update_waits_while_another_process_holds_the_users_lock(
+    make_bot, tg, prefix
+):
+    """One user's updates one at a time across processes: while another process holds
+    the user's lock (an update of theirs in hand), this one's answer waits for it."""
+    await make_bot(redis_url=REDIS_URL, redis_prefix=prefix)
+    other = await make_bot(redis_url=REDIS_URL, redis_prefix=prefix, polling=False)
+    bot_id = int(TOKEN.split(":")[0])
+    user = tg.user(9504)
+    async with other.shared.isolation.lock(StorageKey(bot_id=bot_id, chat_id=9504, user_id=9504)):
+        tg.send_text(user, "/start")
+        await tg.assert_no_call("sendMessage", within=1.0)
+        # Another user is not held up.
+        tg.send_text(tg.user(9505), "/start")
+        await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 9505)
+    hello = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 9504)
+    assert button(hello, texts.TOP_UP_BUTTON)
