@@ -163,7 +163,7 @@ async def test_run_sh_serves_both_and_stops_everything_on_sigterm(
     assert_all_gone(started, host, port)
     out, err = run.output()
     assert len(BANNER.findall(out)) == 1
-    assert "bot stopped" in err
+    assert "bot stopped" in err, err[-4000:]  # the whole end, to see why if it ever fails
 
 
 async def test_the_env_file_is_private_and_its_empty_key_line_is_filled(

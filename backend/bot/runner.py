@@ -181,13 +181,17 @@ async def run_bot(
                 shared=shared,
             )
     finally:
-        if handle_signals:
-            remove_stop_signals()
-        await bot.session.close()
-        for provider in providers.values():
-            await provider.close()
-        await shared.close()
-        logger.info("bot stopped")
+        try:
+            await bot.session.close()
+            for provider in providers.values():
+                await provider.close()
+            await shared.close()
+            logger.info("bot stopped")
+        finally:
+            # Only now: a second SIGTERM while closing (run.sh sends one more) must not
+            # kill the process halfway by the default action.
+            if handle_signals:
+                remove_stop_signals()
 
 
 async def _run_polling(
