@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
+from backend.payments.vocabulary import ProviderName
+
 # The same bar as Django's deployment warning security.W009, made an error here.
 MIN_LENGTH = 50
 MIN_UNIQUE_CHARACTERS = 5
@@ -68,7 +70,7 @@ def bot_settings_errors() -> list[str]:
         bot_id, colon, secret = token.partition(":")
         if not (colon and bot_id.isdigit() and secret) or any(c.isspace() for c in token):
             errors.append("TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)")
-    if "qiwi" in settings.PAYMENT_PROVIDERS and not settings.QIWI_SECRET_KEY:
+    if ProviderName.QIWI in settings.PAYMENT_PROVIDERS and not settings.QIWI_SECRET_KEY:
         errors.append("QIWI_SECRET_KEY is not set: put it into .env or the environment")
     from backend.bot.config import webhook_config_from_settings
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from backend.logging import process_log_name
+from backend.payments.vocabulary import ProviderName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -275,10 +276,12 @@ ADMIN_TELEGRAM_IDS = [int(i) for i in env_list("ADMIN_TELEGRAM_IDS") if i.lstrip
 ADMIN_SITE_URL = env("ADMIN_SITE_URL", "http://127.0.0.1:8000/admin/")
 
 # --- payments ------------------------------------------------------------------------
-PAYMENT_PROVIDERS = env_list("PAYMENT_PROVIDERS", "qiwi")  # qiwi, telegram: in this order
-if not PAYMENT_PROVIDERS or set(PAYMENT_PROVIDERS) - {"qiwi", "telegram"}:
+# The ways to pay, in the order the user sees them: names of ProviderName (qiwi, telegram).
+PAYMENT_PROVIDERS = env_list("PAYMENT_PROVIDERS", ProviderName.QIWI)
+if not PAYMENT_PROVIDERS or set(PAYMENT_PROVIDERS) - set(ProviderName):
     raise ImproperlyConfigured(
-        f"PAYMENT_PROVIDERS: a comma list of qiwi and telegram, got {env('PAYMENT_PROVIDERS')!r}"
+        f"PAYMENT_PROVIDERS: a comma list of {' and '.join(ProviderName)}, "
+        f"got {env('PAYMENT_PROVIDERS')!r}"
     )
 # Empty: Telegram Stars (XTR). A token from @BotFather → Payments: that provider.
 TELEGRAM_PAYMENTS_PROVIDER_TOKEN = env("TELEGRAM_PAYMENTS_PROVIDER_TOKEN")

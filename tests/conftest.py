@@ -11,14 +11,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connections
+from django.test import override_settings
 
 from backend import logging as backend_logging
+from backend.bot.client import build_bot
 from backend.bot.config import BotConfig, WebhookConfig
-from backend.bot.dispatcher import build_bot, build_dispatcher
+from backend.bot.dispatcher import build_dispatcher
 from backend.bot.runner import run_bot
 from backend.bot.shared_state import shared_state
-from backend.payments.providers.qiwi import QiwiProvider
-from backend.payments.providers.telegram import TelegramPaymentsProvider
+from backend.payments.providers import providers_from_settings
 from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
 
 # Shaped like the real thing, so the log redaction is tested against real shapes.
@@ -99,13 +100,16 @@ class BotProcess:
         """Start; with `polling` wait until it polls (a second bot process waits instead),
         with `webhook` until it has set its webhook."""
         bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
-        makers = {
-            "qiwi": lambda: QiwiProvider(
-                secret_key=QIWI_KEY, api_url=self.qiwi.base_url, timeout=self.qiwi_timeout
-            ),
-            "telegram": lambda: TelegramPaymentsProvider(bot=bot, **self.telegram_payments),
-        }
-        providers = {name: makers[name]() for name in self.payments}
+        with override_settings(  # the registry makes the providers, as runbot has it do
+            PAYMENT_PROVIDERS=list(self.payments),
+            QIWI_SECRET_KEY=QIWI_KEY,
+            QIWI_API_URL=self.qiwi.base_url,
+            QIWI_TIMEOUT_SECONDS=self.qiwi_timeout,
+            TELEGRAM_PAYMENTS_PROVIDER_TOKEN=self.telegram_payments["provider_token"],
+            TELEGRAM_PAYMENTS_CURRENCY=self.telegram_payments["currency"],
+            RUBLES_PER_STAR=self.telegram_payments["rubles_per_star"],
+        ):
+            providers = providers_from_settings(bot)
         self.shared = shared_state(
             config=self.config, redis_url=self.redis_url, prefix=self.redis_prefix
         )
@@ -114,9 +118,6 @@ class BotProcess:
         self._task = asyncio.create_task(
             run_bot(
                 bot=bot,
-                providers=providers,
-                config=self.config,
-                shared=self.shared,
                 dispatcher=self.dp,
                 handle_signals=False,
                 stop=self._stop,

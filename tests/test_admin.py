@@ -25,6 +25,7 @@ from backend.payments import services
 from backend.payments.models import Bill, LedgerEntry
 from backend.users import admin as admin_module
 from backend.users.models import TelegramUser
+from tests.provider_words import bill_apply_qiwi_status
 
 LIST_URL = "/admin/users/telegramuser/"
 CSV_URL = LIST_URL + "export/csv/"
@@ -239,7 +240,7 @@ def test_the_export_permission_alone_allows_exports(db, people, log_folder):
 def test_user_page_shows_ledger_and_bills_read_only(admin_client, people):
     user = people["ivan"]
     paid = paid_bill(user, "40")
-    services.bill_apply_status(bill_id=paid.pk, status="PAID", amount=paid.amount, currency="RUB")
+    bill_apply_qiwi_status(bill_id=paid.pk, status="PAID", amount=paid.amount, currency="RUB")
     response = admin_client.get(f"{LIST_URL}{user.pk}/change/")
     assert response.status_code == 200
     html = response.content.decode()
@@ -301,7 +302,7 @@ def test_set_to_is_refused_when_the_balance_changed_meanwhile(admin_client, peop
     user = people["ivan"]
     seen = user.balance
     bill = paid_bill(user, "100")
-    services.bill_apply_status(bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB")
+    bill_apply_qiwi_status(bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB")
     response = adjust(admin_client, user, set_to="1000", seen_balance=str(seen))
     assert "баланс изменился" in response.content.decode()
     user.refresh_from_db()
@@ -318,7 +319,7 @@ def test_saving_the_user_form_never_writes_the_balance(admin_client, people):
     form_page = admin_client.get(f"{LIST_URL}{user.pk}/change/")
     assert form_page.status_code == 200
     bill = paid_bill(user, "99")  # a top-up lands while the form is open
-    services.bill_apply_status(bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB")
+    bill_apply_qiwi_status(bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB")
     response = admin_client.post(
         f"{LIST_URL}{user.pk}/change/",
         {
@@ -403,7 +404,7 @@ def test_an_adjustment_racing_a_top_up_loses_neither():
         assert response.status_code == 302
 
     def credit(bill: Bill):
-        return lambda: services.bill_apply_status(
+        return lambda: bill_apply_qiwi_status(
             bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB"
         )
 

@@ -1,6 +1,6 @@
-"""«Проверить сейчас в QIWI» in the bills admin: the poller's transition, from the admin,
-against the fake QIWI; the user hears of the payment through the fake Bot API. The action
-needs the change permission on bills: seeing them is not enough."""
+"""«Проверить сейчас у платёжного сервиса» in the bills admin: the poller's transition,
+from the admin, against the fake QIWI; the user hears of the payment through the fake Bot
+API. The action needs the change permission on bills: seeing them is not enough."""
 
 from datetime import timedelta
 from decimal import Decimal

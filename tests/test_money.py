@@ -24,6 +24,7 @@ from backend.payments.providers.base import Quote
 from backend.payments.selectors import ledger_sum
 from backend.payments.services import BalanceError
 from backend.users.models import TelegramUser
+from tests.provider_words import bill_apply_qiwi_status
 
 LIST_URL = "/admin/users/telegramuser/"
 LIFETIME = timedelta(minutes=5)
@@ -106,7 +107,7 @@ def test_the_ledger_and_bills_hold_kopecks_too(db):
     user = new_user()
     bill = services.bill_create(user=user, amount=Decimal("1234.56"), lifetime=LIFETIME)
     services.bill_mark_created(bill_id=bill.pk, pay_url="", provider_status="WAITING")
-    services.bill_apply_status(bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB")
+    bill_apply_qiwi_status(bill_id=bill.pk, status="PAID", amount=bill.amount, currency="RUB")
     with connection.cursor() as cursor:
         cursor.execute("SELECT amount FROM payments_bill WHERE id = %s", [bill.pk])
         assert cursor.fetchone()[0] == 123456
@@ -196,7 +197,7 @@ OPERATIONS = st.lists(
 def _topup(user: TelegramUser, amount: Decimal) -> Bill:
     bill = services.bill_create(user=user, amount=amount, lifetime=LIFETIME)
     services.bill_mark_created(bill_id=bill.pk, pay_url="", provider_status="WAITING")
-    services.bill_apply_status(bill_id=bill.pk, status="PAID", amount=amount, currency="RUB")
+    bill_apply_qiwi_status(bill_id=bill.pk, status="PAID", amount=amount, currency="RUB")
     return bill
 
 

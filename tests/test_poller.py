@@ -309,7 +309,9 @@ async def one_round(provider, concurrency: int = 4) -> tuple[list, list[BillTran
     async def notify(transition: BillTransition) -> None:
         told.append(transition)
 
-    bills = await sync_to_async(bills_to_check)(late_since=timezone.now() - timedelta(days=1))
+    bills = await sync_to_async(bills_to_check)(
+        late_since=timezone.now() - timedelta(days=1), provider="qiwi"
+    )
     results = await check_bills(
         bills=bills, provider=provider, notify=notify, concurrency=concurrency
     )

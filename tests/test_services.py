@@ -23,6 +23,7 @@ from backend.payments.selectors import ledger_sum
 from backend.payments.services import BalanceError
 from backend.users.models import TelegramUser
 from backend.users.services import user_block, user_unblock, user_upsert
+from tests.provider_words import bill_apply_qiwi_status
 
 LIFETIME = timedelta(minutes=5)
 _next_id = iter(range(500_000, 10_000_000))
@@ -48,7 +49,7 @@ def reload(obj):
 def pay(bill: Bill, **overrides) -> services.BillTransition:
     kwargs = {"bill_id": bill.pk, "status": "PAID", "amount": bill.amount, "currency": "RUB"}
     kwargs.update(overrides)
-    return services.bill_apply_status(**kwargs)
+    return bill_apply_qiwi_status(**kwargs)
 
 
 def ledger(user: TelegramUser) -> list[LedgerEntry]:
@@ -176,14 +177,14 @@ class TestBillMark:
 class TestBillApplyStatus:
     def test_waiting_keeps_a_waiting_bill_open(self):
         bill = waiting_bill(make_user())
-        t = services.bill_apply_status(bill_id=bill.pk, status="WAITING")
+        t = bill_apply_qiwi_status(bill_id=bill.pk, status="WAITING")
         assert t.changed is False and t.credited is False
         assert reload(bill).status == Bill.Status.WAITING
         assert not LedgerEntry.objects.exists()
 
     def test_waiting_moves_a_new_bill_to_waiting_with_pay_url(self):
         bill = services.bill_create(user=make_user(), amount=Decimal(100), lifetime=LIFETIME)
-        t = services.bill_apply_status(
+        t = bill_apply_qiwi_status(
             bill_id=bill.pk, status="WAITING", pay_url="https://pay.example/late"
         )
         assert t.changed is True and t.credited is False
@@ -286,9 +287,7 @@ class TestBillApplyStatus:
         user = make_user()
         bill = waiting_bill(user)
 
-        t = services.bill_apply_status(
-            bill_id=bill.pk, status=status, expired_locally=expired_locally
-        )
+        t = bill_apply_qiwi_status(bill_id=bill.pk, status=status, expired_locally=expired_locally)
 
         assert t.changed is True and t.credited is False and t.balance is None
         assert t.bill.status == final
@@ -304,7 +303,7 @@ class TestBillApplyStatus:
         user = make_user()
         bill = waiting_bill(user)
 
-        t = services.bill_apply_status(
+        t = bill_apply_qiwi_status(
             bill_id=bill.pk, status="SOMETHING_NEW", amount=bill.amount, currency="RUB"
         )
 
@@ -320,7 +319,7 @@ class TestBillApplyStatus:
     def test_a_long_unknown_status_is_cut_to_the_column(self):
         bill = waiting_bill(make_user())
         status = "X" * 100
-        t = services.bill_apply_status(bill_id=bill.pk, status=status)
+        t = bill_apply_qiwi_status(bill_id=bill.pk, status=status)
         assert t.unknown_status == status
         assert reload(bill).provider_status == "X" * 32
 
@@ -329,7 +328,7 @@ class TestBillApplyStatus:
         """QIWI closed the bill, then the money came anyway: it is the user's."""
         user = make_user()
         bill = waiting_bill(user)
-        services.bill_apply_status(bill_id=bill.pk, status=first)
+        bill_apply_qiwi_status(bill_id=bill.pk, status=first)
 
         t = pay(bill)
         again = pay(bill)
@@ -343,8 +342,8 @@ class TestBillApplyStatus:
     def test_a_closed_bill_changes_only_for_a_late_payment(self, later):
         user = make_user()
         bill = waiting_bill(user)
-        services.bill_apply_status(bill_id=bill.pk, status="EXPIRED")
-        t = services.bill_apply_status(bill_id=bill.pk, status=later)
+        bill_apply_qiwi_status(bill_id=bill.pk, status="EXPIRED")
+        t = bill_apply_qiwi_status(bill_id=bill.pk, status=later)
         assert t.changed is False and reload(bill).status == Bill.Status.EXPIRED
         assert not LedgerEntry.objects.exists()
 
@@ -355,7 +354,7 @@ class TestBillApplyStatus:
         pay(bill)
         before = reload(bill)
 
-        t = services.bill_apply_status(bill_id=bill.pk, status=later, expired_locally=True)
+        t = bill_apply_qiwi_status(bill_id=bill.pk, status=later, expired_locally=True)
 
         assert t.changed is False and t.credited is False
         after = reload(bill)
@@ -379,7 +378,7 @@ class TestBillApplyStatus:
 
     def test_unknown_bill_id_raises(self):
         with pytest.raises(Bill.DoesNotExist):
-            services.bill_apply_status(bill_id="no-such-bill", status="PAID")
+            bill_apply_qiwi_status(bill_id="no-such-bill", status="PAID")
 
 
 # --- concurrency ---------------------------------------------------------------------
@@ -610,7 +609,7 @@ def test_balance_equals_ledger_sum_after_a_mix_of_operations(admin):
     for bill in paid:
         pay(bill)
     pay(paid[0])  # repeated: no effect
-    services.bill_apply_status(bill_id=waiting_bill(user, "5").pk, status="REJECTED")
+    bill_apply_qiwi_status(bill_id=waiting_bill(user, "5").pk, status="REJECTED")
     pay(waiting_bill(user, "42"), amount=Decimal(41))  # mismatch: no effect
     pay(waiting_bill(other, "99"))  # another user's bill
     services.balance_adjust(user=user, amount=Decimal("-60.55"), reason="refund", admin=admin)

@@ -4,12 +4,13 @@ lists the Star charges and refunds it has made; faults are injected in the fake.
 
 import asyncio
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 
 from backend.bot import texts
-from backend.bot.notify import BillNotifier
+from backend.bot.client import BillNotifier
 from backend.payments.models import Bill
 from backend.payments.providers.telegram import TelegramPaymentsProvider
 from backend.payments.reconcile import reconcile_star_payments, run_star_reconciler
@@ -280,3 +281,35 @@ async def test_a_provider_token_bot_does_not_reconcile(make_bot, tg):
         timeout=1,
     )  # returns at once
     assert star_calls(tg) == []
+
+
+async def test_check_now_in_the_admin_credits_a_lost_payment_and_expires_an_unpaid_bill(
+    make_bot, tg, boss_client
+):
+    """«Проверить сейчас» on Telegram Stars bills: Telegram is not asked about a bill, so
+    the admin reconciles the payments it lists (the lost one is credited, its payer told)
+    and expires a bill past its lifetime (its owner told), as the bill jobs would."""
+    await make_bot(payments=STARS_ONLY)
+    payer, idle = tg.user(8431), tg.user(8432)
+    await lost_payment(tg, payer, "150")
+    await stars_invoice(tg, idle, "90")
+    [paid], [unpaid] = await db_bills(8431), await db_bills(8432)
+    await sync_to_async(Bill.objects.filter(pk=unpaid.pk).update)(
+        expires_at=unpaid.created_at - timedelta(minutes=1)
+    )
+
+    response = await boss_client.post(
+        "/admin/payments/bill/",
+        {"action": "check_now", "_selected_action": [paid.pk, unpaid.pk]},
+        follow=True,
+    )
+
+    text = response.content.decode()
+    assert "Проверено счетов: 2; изменили статус: 2, из них оплачено и зачислено: 1" in text
+    [paid], [unpaid] = await db_bills(8431), await db_bills(8432)
+    assert (paid.status, unpaid.status) == (Bill.Status.PAID, Bill.Status.EXPIRED)
+    assert (await db_user(8431)).balance == Decimal("150.00")
+    told = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8431)
+    assert told.params["text"] == texts.bill_paid(Decimal("150.00"), Decimal("150.00"))
+    told = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 8432)
+    assert told.params["text"] == texts.BILL_EXPIRED

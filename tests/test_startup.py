@@ -2,7 +2,8 @@
 
 import pytest
 
-from backend.bot.dispatcher import build_bot
+from backend.bot.client import build_bot
+from backend.bot.dispatcher import build_dispatcher
 from backend.bot.runner import TokenRefused, run_bot
 from backend.payments.providers.qiwi import QiwiProvider
 from tests.conftest import QIWI_KEY, TOKEN
@@ -22,5 +23,6 @@ async def test_a_refused_token_stops_the_bot_with_a_clear_reason(tg, qiwi, confi
     provider = QiwiProvider(secret_key=QIWI_KEY, api_url=qiwi.base_url)
     bot = build_bot(token=TOKEN, api_server=tg.base_url)
     with pytest.raises(TokenRefused, match="TELEGRAM_API_TOKEN"):
-        await run_bot(bot=bot, providers={"qiwi": provider}, config=config, handle_signals=False)
+        dp = build_dispatcher(providers={provider.name: provider}, config=config)
+        await run_bot(bot=bot, dispatcher=dp, handle_signals=False)
     assert not tg.sent("getUpdates")

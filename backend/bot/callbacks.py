@@ -7,6 +7,8 @@ from typing import Annotated
 from aiogram.filters.callback_data import CallbackData
 from pydantic import BeforeValidator, Field
 
+from backend.payments.vocabulary import ProviderName
+
 
 def _plain_digits(value: object) -> object:
     # pydantic alone would take «1_000», «+5» or «5.0» from a forged button.
@@ -35,7 +37,7 @@ class Confirm(CallbackData, prefix="confirm"):
 class PayWith(CallbackData, prefix="pay"):
     """The chosen way to pay, with the amount (as Confirm carries it)."""
 
-    provider: Annotated[str, Field(pattern=r"^(qiwi|telegram)$")]
+    provider: ProviderName
     amount: Amount
 
 

@@ -1,50 +1,40 @@
-"""The bot's wiring: the `Bot` (its HTTP session and request policy) and the
-`Dispatcher` with its middlewares, routers and error handler."""
+"""The bot's wiring: the `Dispatcher` with its middlewares, routers and error handler,
+and what the handlers receive as arguments (`providers`, `config`)."""
 
 from __future__ import annotations
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ParseMode
 from aiogram.types import ErrorEvent
 from loguru import logger
 
-from backend.bot import keyboards, notify, texts
+from backend.bot import client, keyboards, texts
 from backend.bot.config import BotConfig
 from backend.bot.handlers import admin, fallback, start, telegram_payments, topup
 from backend.bot.middlewares import FloodGuard, UpdateMetrics, UserMiddleware
-from backend.bot.session import RequestMetrics, TelegramRequestPolicy
 from backend.bot.shared_state import SharedState, shared_state
 from backend.payments.providers.base import PaymentProvider
-
-
-def build_bot(*, token: str, api_server: str) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_server))
-    session.middleware(TelegramRequestPolicy())
-    session.middleware(RequestMetrics())  # inside the policy: each 429 retry is counted
-    return Bot(
-        token,
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
+from backend.payments.vocabulary import ProviderName
 
 
 def build_dispatcher(
     *,
-    providers: dict[str, PaymentProvider],
+    providers: dict[ProviderName, PaymentProvider],
     config: BotConfig,
     shared: SharedState | None = None,
 ) -> Dispatcher:
     """`providers`: the enabled ways to pay by name, in the order the user sees them.
-    `shared`: the dialog state, isolation and flood limit (in memory by default)."""
+    `shared`: the dialog state, isolation and flood limit (in memory by default).
+
+    All three stay in the dispatcher (`dp["providers"]`, `dp["config"]`, `dp["shared"]`):
+    the handlers receive the first two as arguments, and `run_bot` takes everything
+    from here, so the runner and the handlers cannot disagree."""
     shared = shared or shared_state(config=config)
     dp = Dispatcher(
         storage=shared.storage,
         events_isolation=shared.isolation,
         providers=providers,
         config=config,
+        shared=shared,
     )
     dp.update.outer_middleware(UpdateMetrics())
     dp.update.outer_middleware(FloodGuard(shared.flood))
@@ -68,8 +58,8 @@ async def on_error(event: ErrorEvent, bot: Bot, config: BotConfig) -> bool:
     logger.opt(exception=event.exception).error("update {} failed", update.update_id)
     sender = update.message or update.callback_query or update.edited_message
     if sender is not None and sender.from_user is not None:
-        await notify.send(bot, sender.from_user.id, texts.SUPPORT, reply_markup=keyboards.start())
-    await notify.report_to_admins(
+        await client.send(bot, sender.from_user.id, texts.SUPPORT, reply_markup=keyboards.start())
+    await client.report_to_admins(
         bot, config.admin_ids, f"обновление {update.update_id}", repr(event.exception)
     )
     return True

@@ -4,6 +4,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from backend.bot import texts
 from backend.bot.callbacks import Cancel, CheckBill, Confirm, PayWith, TopUp
+from backend.payments.vocabulary import ProviderName
 
 
 def _button(text: str, data) -> InlineKeyboardButton:
@@ -40,7 +41,7 @@ def bill(pay_url: str, bill_id: str) -> InlineKeyboardMarkup:
     )
 
 
-def pay_with(amount: int, choices: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+def pay_with(amount: int, choices: list[tuple[ProviderName, str]]) -> InlineKeyboardMarkup:
     """One button per (provider, its button text), then «Отмена»."""
     rows = [[_button(text, PayWith(provider=name, amount=amount))] for name, text in choices]
     return InlineKeyboardMarkup(inline_keyboard=[*rows, [_button(texts.CANCEL_BUTTON, Cancel())]])

@@ -10,13 +10,9 @@ from aiogram.types.update import UpdateTypeLookupError
 from loguru import logger
 
 from backend.bot import metrics
-from backend.common.db import db_async_idempotent
 from backend.users.models import TelegramUser
-from backend.users.selectors import user_get
-from backend.users.services import user_upsert
-
-_upsert = db_async_idempotent(user_upsert)
-_get = db_async_idempotent(user_get)
+from backend.users.selectors import auser_get
+from backend.users.services import auser_upsert
 
 
 def is_payment(event: TelegramObject) -> bool:
@@ -63,10 +59,10 @@ class UserMiddleware(BaseMiddleware):
         profile = (sender.username, sender.first_name, sender.last_name, sender.language_code)
         profile_written, written_at = self._written.get(sender.id, (None, -math.inf))
         if profile_written == profile and time.monotonic() - written_at < self._touch_every:
-            stored = await _get(telegram_id=sender.id)
+            stored = await auser_get(telegram_id=sender.id)
             if stored is not None and stored.bot_blocked_at is None:
                 return stored
-        user = await _upsert(
+        user = await auser_upsert(
             telegram_id=sender.id,
             username=sender.username,
             first_name=sender.first_name,

@@ -23,18 +23,20 @@ from aiohttp import web
 from django.db import connection
 from loguru import logger
 
-from backend.bot import notify
+from backend.bot.client import BillNotifier
 from backend.bot.config import BotConfig, WebhookConfig
-from backend.bot.dispatcher import build_dispatcher
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.intake import STOP_GRACE, UpdateRunner
 from backend.bot.polling import PollingIntake, install_stop_signals, remove_stop_signals
-from backend.bot.shared_state import SharedState, shared_state
+from backend.bot.shared_state import SharedState
 from backend.bot.webhook import build_app, set_webhook
 from backend.common.db import db_async
 from backend.payments.poller import run_expiry, run_poller
-from backend.payments.providers.base import PaymentProvider
+from backend.payments.providers.base import PaymentProvider, PolledProvider
 from backend.payments.reconcile import run_star_reconciler
+from backend.payments.vocabulary import ProviderName
+
+Providers = dict[ProviderName, PaymentProvider]
 
 
 class TokenRefused(Exception):
@@ -108,15 +110,14 @@ async def until_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> tuple[bool
     return False, None
 
 
-def bill_jobs(
-    *, providers: dict[str, PaymentProvider], bot: Bot, config: BotConfig
-) -> list[asyncio.Task]:
-    """The background work on bills: QIWI is polled; Telegram bills expire by their
-    clock, and Stars payments are reconciled from getStarTransactions."""
-    notifier = notify.BillNotifier(bot)
+def bill_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyncio.Task]:
+    """The background work on bills: a polled provider (QIWI) is polled; the others'
+    bills expire by their clock, and Stars payments are reconciled from
+    getStarTransactions."""
+    notifier = BillNotifier(bot)
     jobs = []
     for provider in providers.values():
-        if provider.polled:
+        if isinstance(provider, PolledProvider):
             work = [
                 run_poller(
                     provider=provider,
@@ -150,20 +151,20 @@ async def cancel(tasks: list[asyncio.Task]) -> None:
 async def run_bot(
     *,
     bot: Bot,
-    providers: dict[str, PaymentProvider],
-    config: BotConfig,
-    shared: SharedState | None = None,
-    dispatcher: Dispatcher | None = None,
+    dispatcher: Dispatcher,
     handle_signals: bool = True,
     stop: asyncio.Event | None = None,
     webhook: WebhookConfig | None = None,
 ) -> None:
     """Run the bot until stopped (SIGTERM, Ctrl-C or `stop`), then close everything:
     long polling, or with `webhook` an HTTP server Telegram posts updates to.
-    `shared`: the state in Redis (see shared_state), closed here; `dispatcher` must be
-    built with it."""
-    shared = shared or shared_state(config=config)
-    dp = dispatcher or build_dispatcher(providers=providers, config=config, shared=shared)
+
+    `dispatcher`: as `build_dispatcher` made it; its providers, config and shared state
+    (see shared_state) are the ones used here, and are closed here with the bot."""
+    dp = dispatcher
+    providers: Providers = dp["providers"]
+    config: BotConfig = dp["config"]
+    shared: SharedState = dp["shared"]
     stop = stop or asyncio.Event()
     if handle_signals:
         install_stop_signals(stop)
@@ -198,7 +199,7 @@ async def _run_polling(
     *,
     bot: Bot,
     dp: Dispatcher,
-    providers: dict[str, PaymentProvider],
+    providers: Providers,
     config: BotConfig,
     stop: asyncio.Event,
 ) -> None:
@@ -243,7 +244,7 @@ async def _run_webhook(
     *,
     bot: Bot,
     dp: Dispatcher,
-    providers: dict[str, PaymentProvider],
+    providers: Providers,
     config: BotConfig,
     stop: asyncio.Event,
     webhook: WebhookConfig,
@@ -281,9 +282,7 @@ async def _run_webhook(
         await cancel([jobs])
 
 
-async def _bill_jobs_when_locked(
-    *, bot: Bot, providers: dict[str, PaymentProvider], config: BotConfig
-) -> None:
+async def _bill_jobs_when_locked(*, bot: Bot, providers: Providers, config: BotConfig) -> None:
     """The bill jobs in one process of all that serve the webhook: the lock's holder."""
     lock = instance_lock(bot.id)
     try:

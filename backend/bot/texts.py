@@ -6,6 +6,7 @@ from decimal import Decimal
 from aiogram.utils.text_decorations import html_decoration
 
 from backend.payments.providers.base import Quote
+from backend.payments.vocabulary import ProviderName
 
 quote = html_decoration.quote
 
@@ -123,8 +124,8 @@ def to_pay(price: str) -> str:
     return f"К оплате: {price}."
 
 
-def pay_button(provider: str, *, currency: str) -> str:
-    if provider == "qiwi":
+def pay_button(provider: ProviderName, *, currency: str) -> str:
+    if provider == ProviderName.QIWI:
         return PAY_QIWI_BUTTON
     return PAY_STARS_BUTTON if currency == "XTR" else PAY_TELEGRAM_BUTTON
 

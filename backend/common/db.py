@@ -1,50 +1,52 @@
-from collections.abc import Callable
+"""Database work from async code: `db_async` wraps a synchronous service for the bot
+and the bill jobs.
+
+The services and selectors that async code calls have their twin beside them, made
+here and named with an `a` in front, as Django names its own (`save` → `asave`):
+`abill_create = db_async(bill_create)`.
+"""
+
+from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections, connections
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def db_async(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`sync_to_async` for database work outside a request cycle.
+
+def db_async(
+    func: Callable[P, R], *, idempotent: bool = False
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`sync_to_async` for database work outside a request cycle: the same signature
+    (keyword-only arguments stay keyword-only for a type checker), awaited.
 
     Django drops broken or too old connections around each request; the bot and the
-    poller have no requests, so this does the same around each call.
+    bill jobs have no requests, so this does the same around each call.
+
+    `idempotent`: for work that may safely run twice (a read, or one statement whose
+    repetition changes nothing more). It skips the health check (a `SELECT 1` before
+    the first query of each call, with `CONN_HEALTH_CHECKS`), which on the bot's busiest
+    path would double the round trips; instead, a call that fails on a connection that
+    turns out broken runs once more, on a new connection.
     """
 
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         close_old_connections()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(wrapper, thread_sensitive=True)
-
-
-def db_async_idempotent(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`db_async` for work that may safely run twice: a read, or one statement whose
-    repetition changes nothing more.
-
-    It skips the health check (a `SELECT 1` before the first query of each call, with
-    `CONN_HEALTH_CHECKS`), which on the bot's busiest path would double the round trips;
-    instead, a call that fails on a connection that turns out broken runs once more, on
-    a new connection.
-    """
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        for connection in connections.all(initialized_only=True):
-            connection.health_check_done = True  # the retry below stands in for it
+        if idempotent:
+            for connection in connections.all(initialized_only=True):
+                connection.health_check_done = True  # the retry below stands in for it
         try:
             return func(*args, **kwargs)
         finally:
             close_old_connections()
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not idempotent:
+            return run(*args, **kwargs)
         try:
             return run(*args, **kwargs)
         except DatabaseError:

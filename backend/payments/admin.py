@@ -5,12 +5,12 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from backend.payments.flows import bill_refund
 from backend.payments.models import Bill, LedgerEntry
-from backend.payments.poller import check_bills
-from backend.payments.providers import qiwi_provider_from_settings, telegram_provider_from_settings
+from backend.payments.poller import check_now
 from backend.payments.providers.base import ProviderError, ProviderRefused, Quote
-from backend.payments.refunds import bill_refund
 from backend.payments.services import BalanceError, BillTransition
+from backend.payments.vocabulary import ProviderName
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -41,36 +41,21 @@ def search_by_id_or_telegram_id(
 
 
 async def _check_now(bills: list[Bill]) -> list[BillTransition | Exception]:
-    """What the poller does to these bills, right now; the users hear of it as from
-    the poller (when the bot token is set)."""
-    from backend.bot.dispatcher import build_bot
-    from backend.bot.notify import BillNotifier
+    """What the bill jobs do to these bills, right now, at whichever provider each has;
+    the users hear of it as from the bot (when the bot token is set here)."""
+    from backend.bot import client  # aiogram: only when an action needs it
 
-    provider = qiwi_provider_from_settings()
-    bot = None
-    if settings.TELEGRAM_API_TOKEN:
-        bot = build_bot(token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER)
-
-    async def notify(transition: BillTransition) -> None:
-        if bot is not None:
-            await BillNotifier(bot)(transition)
-
-    try:
-        return await check_bills(bills=bills, provider=provider, notify=notify)
-    finally:
-        await provider.close()
-        if bot is not None:
-            await bot.session.close()
+    async with client.connect(providers={bill.provider for bill in bills}) as telegram:
+        return await check_now(bills=bills, providers=telegram.providers, notify=telegram.notify)
 
 
 async def _refund(bill_ids: list[str], admin_user) -> list[tuple[str, str | None]]:
     """Refund each bill through the bot's token; (bill id, why not or None) for each."""
-    from backend.bot.dispatcher import build_bot
+    from backend.bot import client
 
-    bot = build_bot(token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER)
-    provider = telegram_provider_from_settings(bot)
     results = []
-    try:
+    async with client.connect(providers=[ProviderName.TELEGRAM]) as telegram:
+        provider = telegram.providers[ProviderName.TELEGRAM]
         for bill_id in bill_ids:
             try:
                 await bill_refund(provider=provider, bill_id=bill_id, admin=admin_user)
@@ -84,8 +69,6 @@ async def _refund(bill_ids: list[str], admin_user) -> list[tuple[str, str | None
                 )
             else:
                 results.append((bill_id, None))
-    finally:
-        await bot.session.close()
     return results
 
 
@@ -156,10 +139,10 @@ class BillAdmin(ReadOnlyAdmin):
         for everyone (`has_change_permission` is False): this is the action's own check."""
         return request.user.has_perm("payments.change_bill")
 
-    @admin.action(description=_("Check now at QIWI"), permissions=["check"])
+    @admin.action(description=_("Check now at the payment provider"), permissions=["check"])
     def check_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         checkable = Bill.OPEN_STATUSES + Bill.LATE_PAYABLE
-        bills = list(queryset.filter(status__in=checkable, provider="qiwi").select_related("user"))
+        bills = list(queryset.filter(status__in=checkable).select_related("user"))
         if not bills:
             self.message_user(request, _("None of the selected bills is open."), messages.WARNING)
             return
@@ -167,7 +150,9 @@ class BillAdmin(ReadOnlyAdmin):
             results = async_to_sync(_check_now)(bills)
         except ProviderError as e:
             self.message_user(
-                request, _("QIWI is unavailable: %(error)s") % {"error": e}, messages.ERROR
+                request,
+                _("The payment provider is unavailable: %(error)s") % {"error": e},
+                messages.ERROR,
             )
             return
         failed = [r for r in results if isinstance(r, Exception)]

@@ -4,11 +4,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from backend.common.money import MoneyField
+from backend.payments.vocabulary import BillStatus, ProviderName
 from backend.users.models import TelegramUser
 
 
 class Bill(models.Model):
-    """A bill at a payment provider (`provider`: qiwi, telegram); `id` is the billId we
+    """A bill at a payment provider (`provider`: a ProviderName); `id` is the billId we
     send to QIWI, or the payload of a Telegram invoice.
 
     The row is written (status NEW) before the provider is called, so a bill that
@@ -17,18 +18,10 @@ class Bill(models.Model):
     the provider asks of the user (Telegram Stars, or a currency's smallest units).
     """
 
-    class Status(models.TextChoices):
-        NEW = "NEW", _("being created")
-        WAITING = "WAITING", _("awaiting payment")
-        PAID = "PAID", _("paid")
-        REJECTED = "REJECTED", _("rejected")
-        EXPIRED = "EXPIRED", _("expired")
-        FAILED = "FAILED", _("creation failed")
-        REFUNDING = "REFUNDING", _("being refunded")
-        REFUNDED = "REFUNDED", _("refunded")
+    Status = BillStatus
 
     OPEN_STATUSES = (Status.NEW, Status.WAITING)
-    # Closed by QIWI's word, yet a payment may still land on them (a payment form left
+    # Closed by the provider's word, yet a payment may still land on them (a payment form left
     # open in a browser): the poller asks about them for a grace period, and a PAID
     # that comes later is credited.
     LATE_PAYABLE = (Status.EXPIRED, Status.REJECTED)
@@ -37,7 +30,7 @@ class Bill(models.Model):
     user = models.ForeignKey(
         TelegramUser, on_delete=models.PROTECT, related_name="bills", verbose_name=_("user")
     )
-    provider = models.CharField(_("provider"), max_length=16, default="qiwi")
+    provider = models.CharField(_("provider"), max_length=16, default=ProviderName.QIWI.value)
     amount = MoneyField(_("amount"), max_digits=12)
     currency = models.CharField(_("currency"), max_length=3, default="RUB")
     status = models.CharField(

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from django.utils import timezone
 from loguru import logger
 
 from backend.bot import metrics
-from backend.common.db import db_async
 from backend.payments import selectors, services
-from backend.payments.checks import bill_check
+from backend.payments.flows import Notify, bill_check
 from backend.payments.models import Bill
-from backend.payments.providers.base import PaymentProvider, ProviderError, ProviderRateLimited
+from backend.payments.providers.base import (
+    PaymentProvider,
+    PolledProvider,
+    ProviderError,
+    ProviderRateLimited,
+)
 from backend.payments.services import BillTransition
 
-Notify = Callable[[BillTransition], Awaitable[None]]
-
-_bills_to_check = db_async(selectors.bills_to_check)
-_bills_expire = db_async(services.bills_expire)
 DEFAULT_LATE_GRACE = timedelta(days=1)
 DEFAULT_CONCURRENCY = 64
 RATE_LIMIT_TRIES = 6  # asks about one bill in a round while the provider answers 429
@@ -185,7 +184,7 @@ async def _tell(notify: Notify, transition: BillTransition) -> None:
 
 async def poll_once(
     *,
-    provider: PaymentProvider,
+    provider: PolledProvider,
     notify: Notify,
     concurrency: int = DEFAULT_CONCURRENCY,
     late_grace: timedelta = DEFAULT_LATE_GRACE,
@@ -193,7 +192,7 @@ async def poll_once(
     """Check every open bill, and every bill closed within `late_grace`, once; returns
     how many were checked. Its duration is observed (`topup_poll_round_seconds`)."""
     with metrics.poll_round_timer(provider.name):
-        bills = await _bills_to_check(
+        bills = await selectors.abills_to_check(
             late_since=timezone.now() - late_grace, provider=provider.name
         )
         await check_bills(bills=bills, provider=provider, notify=notify, concurrency=concurrency)
@@ -202,7 +201,7 @@ async def poll_once(
 
 async def run_poller(
     *,
-    provider: PaymentProvider,
+    provider: PolledProvider,
     notify: Notify,
     interval: float,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -228,7 +227,7 @@ async def run_expiry(*, provider: PaymentProvider, notify: Notify, interval: flo
     clock, and their owners are told, every `interval` seconds."""
     while True:
         try:
-            for transition in await _bills_expire(provider=provider.name):
+            for transition in await services.abills_expire(provider=provider.name):
                 try:
                     await notify(transition)
                 except Exception:
@@ -236,3 +235,34 @@ async def run_expiry(*, provider: PaymentProvider, notify: Notify, interval: flo
         except Exception:
             logger.exception("expiring {} bills failed; retrying in {} s", provider.name, interval)
         await asyncio.sleep(interval)
+
+
+async def check_now(
+    *, bills: list[Bill], providers: dict[str, PaymentProvider], notify: Notify
+) -> list[BillTransition | Exception]:
+    """The admin's «check now»: what the bill jobs would do to these bills, at once, for
+    whichever provider each has. A polled provider is asked (as a poll round does); for
+    Telegram Stars the payments Telegram lists are reconciled first (a payment whose
+    update was lost is credited, not expired), then a bill past its lifetime expires.
+    Returns, per bill, the transition or the error; a bill whose provider cannot be
+    reached from here (`providers` lacks it) gets a ProviderError."""
+    # Not at the top: it imports aiogram, which this module's other users do not need.
+    from backend.payments.reconcile import lists_star_payments, reconcile_star_payments
+
+    results: dict[str, BillTransition | Exception] = {}
+    for name in dict.fromkeys(bill.provider for bill in bills):
+        mine = [bill for bill in bills if bill.provider == name]
+        provider = providers.get(name)
+        if provider is None:
+            error = ProviderError(f"{name}: not available here (TELEGRAM_API_TOKEN is not set)")
+            results.update((bill.pk, error) for bill in mine)
+            continue
+        if lists_star_payments(provider):
+            ids = {bill.pk for bill in mine}
+            for credited in await reconcile_star_payments(provider=provider, notify=notify):
+                if credited.bill.pk in ids:
+                    results[credited.bill.pk] = credited
+            mine = [bill for bill in mine if bill.pk not in results]
+        checked = await check_bills(bills=mine, provider=provider, notify=notify)
+        results.update(zip((bill.pk for bill in mine), checked, strict=True))
+    return [results[bill.pk] for bill in bills]

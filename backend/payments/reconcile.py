@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from django.utils import timezone
 from loguru import logger
 
 from backend.common.db import db_async
 from backend.payments import selectors, services
-from backend.payments.poller import Notify
+from backend.payments.flows import Notify
 from backend.payments.providers.base import PaymentProvider, ProviderError
 from backend.payments.providers.telegram import (
     STAR_TRANSACTIONS_MAX_PAGES,
@@ -29,13 +30,17 @@ from backend.payments.providers.telegram import (
     TelegramPaymentsProvider,
 )
 from backend.payments.services import BillTransition
+from backend.payments.vocabulary import ProviderName
 
 RECONCILE_INTERVAL = 300.0  # seconds between two reads of getStarTransactions
 RECONCILE_WINDOW = timedelta(days=7)  # bills older than this are not looked at
 CLOCK_MARGIN = timedelta(minutes=10)  # Telegram's clock may be behind ours
-PROVIDER = "telegram"
+PROVIDER = ProviderName.TELEGRAM
 
-_bill_pay_reported = db_async(services.bill_pay_reported)
+
+def lists_star_payments(provider: PaymentProvider) -> TypeGuard[TelegramPaymentsProvider]:
+    """A provider whose payments this module can read back: Telegram in Stars."""
+    return isinstance(provider, TelegramPaymentsProvider) and provider.takes_stars
 
 
 @db_async
@@ -88,7 +93,7 @@ async def reconcile_star_payments(
     credited = []
     for payment in sorted(missing, key=lambda p: p.date):
         try:
-            transition = await _bill_pay_reported(
+            transition = await services.abill_pay_reported(
                 bill_id=payment.payload,
                 telegram_id=payment.telegram_id,
                 currency=STARS,
@@ -129,7 +134,7 @@ async def run_star_reconciler(
     """Reconcile Stars payments at once, then every `interval` seconds, forever. A failed
     round (Telegram or the database down) is logged and the next one runs as usual.
     Returns at once for a provider that does not take Stars (a provider token)."""
-    if not isinstance(provider, TelegramPaymentsProvider) or not provider.takes_stars:
+    if not lists_star_payments(provider):
         logger.debug("{}: no Stars payments to reconcile", provider.name)
         return
     logger.info("Stars reconciliation started: getStarTransactions every {} s", interval)

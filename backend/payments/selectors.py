@@ -5,11 +5,13 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from backend.common.db import db_async
 from backend.payments.models import Bill, LedgerEntry
+from backend.payments.vocabulary import ProviderName
 from backend.users.models import TelegramUser
 
 
-def bills_to_check(*, late_since: datetime, provider: str = "qiwi") -> list[Bill]:
+def bills_to_check(*, late_since: datetime, provider: ProviderName) -> list[Bill]:
     """What the poller asks `provider` about: its open bills, and its bills closed since
     `late_since` that a late payment could still land on."""
     return list(
@@ -59,7 +61,7 @@ def _chunks(values: Iterable[str]) -> list[list[str]]:
     return [unique[i : i + _IDS_PER_QUERY] for i in range(0, len(unique), _IDS_PER_QUERY)]
 
 
-def charge_ids_known(*, provider: str, charge_ids: Iterable[str]) -> set[str]:
+def charge_ids_known(*, provider: ProviderName, charge_ids: Iterable[str]) -> set[str]:
     """Which of `charge_ids` a bill of `provider` already records (paid, being refunded
     or refunded by that payment)."""
     known: set[str] = set()
@@ -69,7 +71,9 @@ def charge_ids_known(*, provider: str, charge_ids: Iterable[str]) -> set[str]:
     return known
 
 
-def bill_ids_invoiced(*, provider: str, currency: str, bill_ids: Iterable[str]) -> set[str]:
+def bill_ids_invoiced(
+    *, provider: ProviderName, currency: str, bill_ids: Iterable[str]
+) -> set[str]:
     """Which of `bill_ids` are bills of `provider` invoiced in `currency` (Telegram
     Stars: XTR); ids longer than a bill id are none of ours."""
     found: set[str] = set()
@@ -79,7 +83,9 @@ def bill_ids_invoiced(*, provider: str, currency: str, bill_ids: Iterable[str]) 
     return found
 
 
-def unpaid_invoices_since(*, provider: str, currency: str, since: datetime) -> datetime | None:
+def unpaid_invoices_since(
+    *, provider: ProviderName, currency: str, since: datetime
+) -> datetime | None:
     """When the oldest bill of `provider` invoiced in `currency` since `since` that a
     payment could still land on (open, expired or rejected, no charge recorded) was
     created; None when there is none."""
@@ -96,3 +102,9 @@ def unpaid_invoices_since(*, provider: str, currency: str, since: datetime) -> d
 def ledger_sum(*, user: TelegramUser) -> Decimal:
     total = LedgerEntry.objects.filter(user=user).aggregate(total=Sum("amount"))["total"]
     return total or Decimal("0.00")
+
+
+# For async code (the bot, the bill jobs): see backend.common.db.
+abills_to_check = db_async(bills_to_check)
+abill_get_for_user = db_async(bill_get_for_user)
+abill_payable_error = db_async(bill_payable_error)

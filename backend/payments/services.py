@@ -1,7 +1,10 @@
 """The one module that writes bills, the ledger and balances.
 
-Every function here is synchronous and runs in one `transaction.atomic`; async code
-calls them through `sync_to_async`. A bill is credited at most once: the transition out
+Every function here is synchronous, and each change it makes is whole or nothing: a
+function that writes more than one row runs in one `transaction.atomic` (`bills_expire`:
+one per bill), the others are a single conditional UPDATE. Async code calls their
+twins at the end of this module (`abill_create`, …: `backend.common.db.db_async`).
+A bill is credited at most once: the transition out
 of an open status is a conditional UPDATE (only one caller can win it), and the
 ledger's unique constraint refuses a second top-up row for the same bill anyway.
 """
@@ -20,17 +23,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from loguru import logger
 
+from backend.common.db import db_async
 from backend.common.money import CENT, MAX_AMOUNT, money_value
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.providers.base import Quote
+from backend.payments.vocabulary import BillStatus, ProviderName
 from backend.users.models import TelegramUser
 
-PROVIDER_FINAL = {
-    "PAID": Bill.Status.PAID,
-    "REJECTED": Bill.Status.REJECTED,
-    "EXPIRED": Bill.Status.EXPIRED,
-}
-PROVIDER_OPEN = {"WAITING"}
+# What a provider may report of a bill, besides WAITING.
+PROVIDER_FINAL = (BillStatus.PAID, BillStatus.REJECTED, BillStatus.EXPIRED)
 
 
 class BalanceError(ValueError):
@@ -125,7 +126,7 @@ def bill_create(
     lifetime: timedelta,
     currency: str = "RUB",
     max_open: int | None = None,
-    provider: str = "qiwi",
+    provider: ProviderName = ProviderName.QIWI,
 ) -> Bill:
     """Write a NEW bill before the provider hears of it.
 
@@ -182,47 +183,52 @@ def bill_mark_failed(*, bill_id: str, error: str) -> None:
 def bill_apply_status(
     *,
     bill_id: str,
-    status: str,
+    status: BillStatus | None,
+    provider_status: str,
     amount: Decimal | None = None,
     currency: str | None = None,
     pay_url: str = "",
     expired_locally: bool = False,
 ) -> BillTransition:
-    """Apply a status the provider reported; credit the balance on PAID.
+    """Apply what the provider reported; credit the balance on PAID.
 
-    `expired_locally` is set when we rejected a bill past its lifetime: a REJECTED
-    answer then means the bill expired, and it is stored as EXPIRED.
+    `status` is the provider's answer in the shared vocabulary (WAITING, PAID, REJECTED,
+    EXPIRED; None for a word its adapter does not know), `provider_status` its own word,
+    stored as it is. `expired_locally` is set when we rejected a bill past its lifetime:
+    a REJECTED answer then means the bill expired, and it is stored as EXPIRED.
     """
+    if status is not None and status != BillStatus.WAITING and status not in PROVIDER_FINAL:
+        raise ValueError(f"a provider does not report {status}")
     bill = Bill.objects.select_related("user").get(pk=bill_id)
-    late_payment = status == "PAID" and bill.status in Bill.LATE_PAYABLE
+    late_payment = status == BillStatus.PAID and bill.status in Bill.LATE_PAYABLE
     if not bill.is_open and not late_payment:
         return BillTransition(bill=bill, changed=False)
 
-    if status in PROVIDER_OPEN:
+    stored_word = provider_status[:32]
+    if status == BillStatus.WAITING:
         if bill.status == Bill.Status.NEW:
-            return _bill_move(bill, Bill.Status.WAITING, status, pay_url=pay_url)
-        if bill.provider_status != status:
-            Bill.objects.filter(pk=bill.pk).update(provider_status=status)
-            bill.provider_status = status
+            return _bill_move(bill, Bill.Status.WAITING, stored_word, pay_url=pay_url)
+        if bill.provider_status != stored_word:
+            Bill.objects.filter(pk=bill.pk).update(provider_status=stored_word)
+            bill.provider_status = stored_word
         return BillTransition(bill=bill, changed=False)
 
-    if status not in PROVIDER_FINAL:
-        if bill.provider_status != status[:32]:
-            Bill.objects.filter(pk=bill.pk).update(provider_status=status[:32])
-            bill.provider_status = status[:32]
-        return BillTransition(bill=bill, changed=False, unknown_status=status)
+    if status is None:
+        if bill.provider_status != stored_word:
+            Bill.objects.filter(pk=bill.pk).update(provider_status=stored_word)
+            bill.provider_status = stored_word
+        return BillTransition(bill=bill, changed=False, unknown_status=provider_status)
 
-    new_status = PROVIDER_FINAL[status]
-    if new_status == Bill.Status.PAID and (amount != bill.amount or currency != bill.currency):
+    if status == BillStatus.PAID and (amount != bill.amount or currency != bill.currency):
         logger.error(
             "bill {} reported PAID with {} {}, but was issued for {} {}: not credited",
             bill.pk, amount, currency, bill.amount, bill.currency,
         )  # fmt: skip
         Bill.objects.filter(pk=bill.pk).update(error=f"PAID with {amount} {currency}")
         return BillTransition(bill=bill, changed=False, mismatch=True)
-    if new_status == Bill.Status.REJECTED and expired_locally:
-        new_status = Bill.Status.EXPIRED
-    return _bill_move(bill, new_status, status)
+    if status == BillStatus.REJECTED and expired_locally:
+        status = BillStatus.EXPIRED
+    return _bill_move(bill, status, stored_word)
 
 
 def _bill_move(
@@ -398,17 +404,24 @@ def _payment_matches(bill: Bill, telegram_id: int, currency: str, total: int) ->
     )
 
 
-def bills_expire(*, provider: str) -> list[BillTransition]:
+def bills_expire(*, provider: ProviderName) -> list[BillTransition]:
     """Open bills of a provider that is never asked about them (Telegram) expire by their
-    own clock; a payment that still comes is credited (see bill_pay_reported)."""
-    transitions = []
+    own clock, each in a transaction of its own; a payment that still comes is credited
+    (see bill_pay_reported). Returns the bills that expired in this call."""
     expired = Bill.objects.filter(
         provider=provider, status__in=Bill.OPEN_STATUSES, expires_at__lte=timezone.now()
-    ).select_related("user")
-    for bill in expired:
-        with transaction.atomic():
-            transitions.append(_bill_move(bill, Bill.Status.EXPIRED, "EXPIRED"))
+    ).values_list("pk", flat=True)
+    transitions = [bill_expire(bill_id=bill_id) for bill_id in expired]
     return [t for t in transitions if t.changed]
+
+
+@transaction.atomic
+def bill_expire(*, bill_id: str) -> BillTransition:
+    """One open bill past its lifetime expires; any other is left as it is."""
+    bill = Bill.objects.select_related("user").get(pk=bill_id)
+    if not bill.is_open or bill.expires_at > timezone.now():
+        return BillTransition(bill=bill, changed=False)
+    return _bill_move(bill, Bill.Status.EXPIRED, "EXPIRED")
 
 
 # --- refunds (Telegram Stars) -------------------------------------------------------------
@@ -470,3 +483,17 @@ def bill_refund_cancel(*, bill_id: str, error: str, admin: AbstractBaseUser | No
     )
     bill.status, bill.error = Bill.Status.PAID, error[:2000]
     return bill
+
+
+# --- for async code (the bot, the bill jobs) ----------------------------------------------
+
+abill_create = db_async(bill_create)
+abill_mark_created = db_async(bill_mark_created)
+abill_mark_failed = db_async(bill_mark_failed)
+abill_apply_status = db_async(bill_apply_status)
+abill_pay_reported = db_async(bill_pay_reported)
+abills_expire = db_async(bills_expire)
+abill_expire = db_async(bill_expire)
+abill_refund_begin = db_async(bill_refund_begin)
+abill_refund_finish = db_async(bill_refund_finish)
+abill_refund_cancel = db_async(bill_refund_cancel)

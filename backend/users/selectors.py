@@ -1,5 +1,6 @@
 from django.db.models import Q, QuerySet
 
+from backend.common.db import db_async
 from backend.users.models import TelegramUser
 
 
@@ -21,3 +22,7 @@ def users_search(*, queryset: QuerySet[TelegramUser], term: str) -> QuerySet[Tel
 
 def user_get(*, telegram_id: int) -> TelegramUser | None:
     return TelegramUser.objects.filter(telegram_id=telegram_id).first()
+
+
+# For async code: one read, safe to repeat on a new connection (backend.common.db).
+auser_get = db_async(user_get, idempotent=True)

@@ -10,6 +10,7 @@ from django.db.models import Field
 from django.utils import timezone
 from loguru import logger
 
+from backend.common.db import db_async
 from backend.users.models import TelegramUser
 
 
@@ -139,3 +140,8 @@ def user_block(*, telegram_id: int, admin: AbstractBaseUser | None = None) -> Te
 
 def user_unblock(*, telegram_id: int, admin: AbstractBaseUser | None = None) -> TelegramUser:
     return _user_set_blocked(telegram_id=telegram_id, blocked=False, admin=admin)
+
+
+# For async code (backend.common.db). The upsert is one statement that may run twice.
+auser_upsert = db_async(user_upsert, idempotent=True)
+auser_mark_bot_blocked = db_async(user_mark_bot_blocked)

@@ -9,22 +9,18 @@ from aiogram import Bot, F, Router
 from aiogram.types import Message, PreCheckoutQuery
 from loguru import logger
 
-from backend.bot import metrics, notify, texts
+from backend.bot import client, metrics, texts
 from backend.bot.config import BotConfig
 from backend.bot.intake import PAYMENT_SETTLED
-from backend.common.db import db_async
 from backend.payments import selectors, services
 from backend.users.models import TelegramUser
-
-_bill_payable_error = db_async(selectors.bill_payable_error)
-_bill_pay_reported = db_async(services.bill_pay_reported)
 
 
 async def pre_checkout(query: PreCheckoutQuery, db_user: TelegramUser) -> None:
     if db_user.is_blocked:
         await query.answer(ok=False, error_message=texts.PAYMENT_REFUSED_BLOCKED)
         return
-    error = await _bill_payable_error(
+    error = await selectors.abill_payable_error(
         bill_id=query.invoice_payload,
         telegram_id=query.from_user.id,
         currency=query.currency,
@@ -42,7 +38,7 @@ async def paid(message: Message, bot: Bot, db_user: TelegramUser, config: BotCon
     update (anything else, an exception included, keeps it: see backend.bot.polling)."""
     payment = message.successful_payment
     assert payment is not None  # the filter
-    transition = await _bill_pay_reported(
+    transition = await services.abill_pay_reported(
         bill_id=payment.invoice_payload,
         telegram_id=message.chat.id,
         currency=payment.currency,
@@ -52,18 +48,18 @@ async def paid(message: Message, bot: Bot, db_user: TelegramUser, config: BotCon
     )
     metrics.bill_transition(transition)
     if transition.mismatch:  # money taken for no bill of ours: people must look at it
-        await notify.report_to_admins(
+        await client.report_to_admins(
             bot,
             config.admin_ids,
             f"платёж Telegram {payment.telegram_payment_charge_id} не зачислен",
             f"счёт {payment.invoice_payload[:64]!r}, {payment.total_amount} {payment.currency}",
         )
-        await notify.send(bot, message.chat.id, texts.SUPPORT)
+        await client.send(bot, message.chat.id, texts.SUPPORT)
         return PAYMENT_SETTLED
     if not transition.credited or db_user.is_blocked:
         return PAYMENT_SETTLED  # the same payment once more, or a user the bot ignores
-    text, markup = notify.transition_message(transition)
-    await notify.send(bot, message.chat.id, text, reply_markup=markup)
+    text, markup = client.transition_message(transition)
+    await client.send(bot, message.chat.id, text, reply_markup=markup)
     return PAYMENT_SETTLED
 
 

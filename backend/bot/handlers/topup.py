@@ -1,3 +1,7 @@
+"""The top-up dialog: the amount, the confirmation, the way to pay, the bill's message
+and its check button. Issuing and checking a bill are `backend.payments.flows`; this
+module only talks to the user."""
+
 from contextlib import suppress
 from decimal import Decimal
 
@@ -7,22 +11,19 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from loguru import logger
 
-from backend.bot import keyboards, metrics, notify, texts
+from backend.bot import client, keyboards, metrics, texts
 from backend.bot.callbacks import CheckBill, Confirm, PayWith, TopUp
 from backend.bot.config import BotConfig
 from backend.bot.states import TopUpStates
-from backend.common.db import db_async
 from backend.payments import selectors, services
 from backend.payments.amounts import amount_parse
-from backend.payments.checks import bill_check
+from backend.payments.flows import BillNotIssued, bill_check, bill_issue
 from backend.payments.models import Bill
-from backend.payments.providers.base import PaymentProvider, ProviderError
+from backend.payments.providers.base import PaymentProvider, PolledProvider, ProviderError
+from backend.payments.vocabulary import ProviderName
 from backend.users.models import TelegramUser
 
-_bill_create = db_async(services.bill_create)
-_bill_mark_created = db_async(services.bill_mark_created)
-_bill_mark_failed = db_async(services.bill_mark_failed)
-_bill_get_for_user = db_async(selectors.bill_get_for_user)
+Providers = dict[ProviderName, PaymentProvider]
 
 
 async def ask_amount(callback: CallbackQuery, bot: Bot, state: FSMContext) -> None:
@@ -31,9 +32,7 @@ async def ask_amount(callback: CallbackQuery, bot: Bot, state: FSMContext) -> No
     await bot.send_message(callback.from_user.id, texts.ASK_AMOUNT, reply_markup=keyboards.cancel())
 
 
-async def got_amount(
-    message: Message, config: BotConfig, providers: dict[str, PaymentProvider]
-) -> None:
+async def got_amount(message: Message, config: BotConfig, providers: Providers) -> None:
     amount = amount_parse(message.text, minimum=config.min_amount, maximum=config.max_amount)
     if amount is None:
         await message.answer(
@@ -55,7 +54,7 @@ async def confirm(
     bot: Bot,
     state: FSMContext,
     db_user: TelegramUser,
-    providers: dict[str, PaymentProvider],
+    providers: Providers,
     config: BotConfig,
 ) -> None:
     amount = Decimal(callback_data.amount)
@@ -85,7 +84,7 @@ async def pay_with(
     callback_data: PayWith,
     bot: Bot,
     db_user: TelegramUser,
-    providers: dict[str, PaymentProvider],
+    providers: Providers,
     config: BotConfig,
 ) -> None:
     amount = Decimal(callback_data.amount)
@@ -111,42 +110,27 @@ async def _issue_bill(
     amount: Decimal,
 ) -> None:
     chat_id = db_user.telegram_id
+    minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
+    price = texts.price(provider.quote(amount=amount))
     try:
-        bill = await _bill_create(
+        bill = await bill_issue(
+            provider=provider,
             user=db_user,
             amount=amount,
             lifetime=config.bill_lifetime,
             max_open=config.max_open_bills,
-            provider=provider.name,
+            comment=texts.invoice_description(amount, price, minutes),
         )
     except services.TooManyOpenBills as e:
         await bot.send_message(chat_id, texts.too_many_open_bills(e.open_bills))
         return
-    minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
-    price = texts.price(provider.quote(amount=amount))
-    try:
-        remote = await provider.create_bill(
-            bill_id=bill.pk,
-            amount=bill.amount,
-            currency=bill.currency,
-            expires_at=bill.expires_at,
-            comment=texts.invoice_description(amount, price, minutes),
-            telegram_id=chat_id,
-        )
-    except Exception as e:
-        logger.exception("bill {} for user {} not created", bill.pk, chat_id)
-        await _bill_mark_failed(bill_id=bill.pk, error=str(e))
-        metrics.bill_failed(provider.name)
+    except BillNotIssued as e:
+        logger.opt(exception=e.error).error("bill {} for user {} not created", e.bill.pk, chat_id)
         await bot.send_message(chat_id, texts.SUPPORT, reply_markup=keyboards.start())
-        await notify.report_to_admins(bot, config.admin_ids, f"счёт {bill.pk} не создан", str(e))
+        await client.report_to_admins(
+            bot, config.admin_ids, f"счёт {e.bill.pk} не создан", str(e.error)
+        )
         return
-    bill = await _bill_mark_created(
-        bill_id=bill.pk,
-        pay_url=remote.pay_url,
-        provider_status=remote.status,
-        quote=remote.quote,
-    )
-    metrics.bill_created(provider.name)
     if bill.pay_url:  # a payment page: the link and the check button
         await bot.send_message(
             chat_id,
@@ -160,16 +144,16 @@ async def check(
     callback: CallbackQuery,
     callback_data: CheckBill,
     bot: Bot,
-    providers: dict[str, PaymentProvider],
+    providers: Providers,
 ) -> None:
     chat_id = callback.from_user.id
-    bill = await _bill_get_for_user(bill_id=callback_data.bill_id, telegram_id=chat_id)
+    bill = await selectors.abill_get_for_user(bill_id=callback_data.bill_id, telegram_id=chat_id)
     provider = providers.get(bill.provider) if bill is not None else None
-    if bill is None or provider is None or not provider.polled:
+    if bill is None or not isinstance(provider, PolledProvider):
         await callback.answer(texts.BILL_NOT_FOUND)
         return
     if not bill.is_open and bill.status not in Bill.LATE_PAYABLE:
-        text, _ = notify.transition_message(services.BillTransition(bill=bill, changed=False))
+        text, _ = client.transition_message(services.BillTransition(bill=bill, changed=False))
         await callback.answer(text)
         return
     try:
@@ -180,7 +164,7 @@ async def check(
         await bot.send_message(chat_id, texts.CHECK_FAILED)
         return
     metrics.bill_transition(transition)
-    text, markup = notify.transition_message(transition)
+    text, markup = client.transition_message(transition)
     if not transition.changed and not transition.bill.is_open:
         await callback.answer(text)  # the poller got there first and has told the user
         return

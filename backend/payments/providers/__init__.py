@@ -1,10 +1,17 @@
+"""The registry of payment providers: each `ProviderName` and how its adapter is made
+from the settings. The adapters are imported when one is made: pyqiwip2p and aiogram
+are not needed by every `manage.py` command.
+"""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from backend.payments.providers.base import PaymentProvider
+from backend.payments.vocabulary import ProviderName
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -14,8 +21,8 @@ if TYPE_CHECKING:
 SPARE_CONNECTIONS = 16
 
 
-def qiwi_provider_from_settings() -> PaymentProvider:
-    """The configured QIWI provider; raises ProviderAuthError for a malformed key."""
+def _qiwi(bot: Bot | None) -> PaymentProvider:
+    """Raises ProviderAuthError for a malformed key."""
     from backend.payments.providers.qiwi import QiwiProvider
 
     return QiwiProvider(
@@ -26,9 +33,11 @@ def qiwi_provider_from_settings() -> PaymentProvider:
     )
 
 
-def telegram_provider_from_settings(bot: Bot) -> PaymentProvider:
+def _telegram(bot: Bot | None) -> PaymentProvider:
     from backend.payments.providers.telegram import TelegramPaymentsProvider
 
+    if bot is None:
+        raise ValueError("Telegram Payments go through the bot: TELEGRAM_API_TOKEN is needed")
     return TelegramPaymentsProvider(
         bot=bot,
         provider_token=settings.TELEGRAM_PAYMENTS_PROVIDER_TOKEN,
@@ -37,10 +46,18 @@ def telegram_provider_from_settings(bot: Bot) -> PaymentProvider:
     )
 
 
-def providers_from_settings(bot: Bot) -> dict[str, PaymentProvider]:
-    """The enabled ways to pay (PAYMENT_PROVIDERS), in the order the user sees them."""
-    makers = {
-        "qiwi": qiwi_provider_from_settings,
-        "telegram": lambda: telegram_provider_from_settings(bot),
-    }
-    return {name: makers[name]() for name in settings.PAYMENT_PROVIDERS}
+REGISTRY: dict[ProviderName, Callable[[Bot | None], PaymentProvider]] = {
+    ProviderName.QIWI: _qiwi,
+    ProviderName.TELEGRAM: _telegram,
+}
+
+
+def providers_from_settings(
+    bot: Bot | None, *, names: Iterable[str] | None = None
+) -> dict[ProviderName, PaymentProvider]:
+    """The enabled ways to pay (PAYMENT_PROVIDERS), in the order the user sees them; or,
+    with `names`, those providers whether enabled or not (the admin checks and refunds
+    bills of a provider switched off since). Telegram's needs the `bot`. Close each
+    (`close()`) when done."""
+    chosen = settings.PAYMENT_PROVIDERS if names is None else names
+    return {name: REGISTRY[name](bot) for name in map(ProviderName, chosen)}

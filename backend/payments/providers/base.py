@@ -1,11 +1,20 @@
-"""What the bot, the poller and the admin need from a payment provider."""
+"""What the bot, the bill jobs and the admin need from a payment provider.
+
+Two kinds: a polled provider is asked about its bills (QIWI: a `PolledProvider`, with
+`get_bill` and `reject_bill`); any other reports its payments itself (Telegram Payments:
+as updates), is never asked, and its open bills expire by their own clock. Both create
+bills and answer in `ProviderBill`, whose status is in the shared vocabulary
+(`BillStatus`) and which keeps the provider's own word and raw answer.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from backend.payments.vocabulary import BillStatus, ProviderName
 
 
 class ProviderError(Exception):
@@ -62,7 +71,8 @@ class Quote:
 @dataclass(frozen=True)
 class ProviderBill:
     bill_id: str
-    status: str  # the provider's own word: WAITING, PAID, REJECTED, EXPIRED, ...
+    status: BillStatus | None  # the provider's word mapped; None: a word we do not know
+    provider_status: str  # the provider's own word, as it said it
     amount: Decimal
     currency: str
     pay_url: str  # empty when the provider put its payment form into the chat itself
@@ -71,8 +81,10 @@ class ProviderBill:
 
 
 class PaymentProvider(Protocol):
-    name: str
-    polled: bool  # asked about its bills by the poller; if not, it reports payments itself
+    """What every provider does: price a top-up and make a bill for it. One that is not
+    a `PolledProvider` reports its payments itself."""
+
+    name: ProviderName
 
     def quote(self, *, amount: Decimal) -> Quote:
         """What a bill for `amount` rubles will ask the user to pay."""
@@ -89,8 +101,14 @@ class PaymentProvider(Protocol):
         telegram_id: int,
     ) -> ProviderBill: ...
 
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class PolledProvider(PaymentProvider, Protocol):
+    """Asked about its bills: by the poller every minute, by the check button, by the
+    admin's «check now»."""
+
     async def get_bill(self, *, bill_id: str) -> ProviderBill: ...
 
     async def reject_bill(self, *, bill_id: str) -> ProviderBill: ...
-
-    async def close(self) -> None: ...

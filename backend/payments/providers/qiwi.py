@@ -34,6 +34,15 @@ from backend.payments.providers.base import (
     ProviderRateLimited,
     Quote,
 )
+from backend.payments.vocabulary import BillStatus, ProviderName
+
+# QIWI's words for a bill (its `status.value`), in the shared vocabulary.
+STATUSES = {
+    "WAITING": BillStatus.WAITING,
+    "PAID": BillStatus.PAID,
+    "REJECTED": BillStatus.REJECTED,
+    "EXPIRED": BillStatus.EXPIRED,
+}
 
 KEEPALIVE_SECONDS = 75.0  # an idle connection to QIWI is kept this long (rounds are 60 s apart)
 
@@ -163,8 +172,9 @@ def _check_answer(response: httpx.Response, where: str) -> None:
 
 
 class QiwiProvider:
-    name = "qiwi"
-    polled = True
+    """A `PolledProvider`: the poller and the check button ask it about bills."""
+
+    name = ProviderName.QIWI
 
     def __init__(
         self, *, secret_key: str, api_url: str, timeout: float = 15.0, max_connections: int = 16
@@ -210,9 +220,11 @@ class QiwiProvider:
     async def _call(request) -> ProviderBill:
         try:
             bill: QiwiBill = await request
+            status = str(bill.status)
             return ProviderBill(
                 bill_id=str(bill.bill_id),
-                status=str(bill.status),
+                status=STATUSES.get(status),
+                provider_status=status,
                 amount=Decimal(str(bill.amount)),
                 currency=str(bill.currency),
                 pay_url=str(bill.pay_url),

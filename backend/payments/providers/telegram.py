@@ -3,8 +3,8 @@ through a payment provider connected in @BotFather (a provider token; RUB and ot
 
 Telegram is never asked about an invoice: it tells the bot. A user who presses «Pay»
 brings a `pre_checkout_query` (the bot has 10 seconds to say yes or no), then a
-`successful_payment` message. So this provider is not polled, and the bill's final
-statuses come from those updates (see backend.bot.handlers.telegram_payments).
+`successful_payment` message. So this provider is not polled (not a `PolledProvider`), and
+the bill's final statuses come from those updates (see backend.bot.handlers.telegram_payments).
 
 A Stars payment can also be read back afterwards: `star_payments` lists the bot's
 incoming Stars payments (getStarTransactions), so a payment whose update was lost can
@@ -31,6 +31,7 @@ from backend.payments.providers.base import (
     Quote,
     currency_exponent,
 )
+from backend.payments.vocabulary import BillStatus, ProviderName
 
 STARS = "XTR"
 INVOICE_TITLE = "Пополнение баланса"
@@ -68,8 +69,7 @@ class TelegramPaymentsProvider:
     provider_token: str  # empty: Telegram Stars
     currency: str  # of a provider token's invoices
     rubles_per_star: Decimal
-    name: str = "telegram"
-    polled: bool = False
+    name: ProviderName = ProviderName.TELEGRAM
 
     def quote(self, *, amount: Decimal) -> Quote:
         """What an invoice for `amount` rubles will ask: N rubles in Stars are
@@ -105,19 +105,14 @@ class TelegramPaymentsProvider:
             raise ProviderError(f"sendInvoice failed: {e}") from None
         return ProviderBill(
             bill_id=bill_id,
-            status="WAITING",
+            status=BillStatus.WAITING,  # sent: the user may pay it now
+            provider_status="",  # Telegram has no word for an invoice's state
             amount=amount,
             currency=currency,
             pay_url="",
             raw=message.model_dump(mode="json", exclude_none=True),
             quote=quote,
         )
-
-    async def get_bill(self, *, bill_id: str) -> ProviderBill:
-        raise ProviderError("Telegram is not asked about invoices: it reports payments")
-
-    async def reject_bill(self, *, bill_id: str) -> ProviderBill:
-        raise ProviderError("a Telegram invoice cannot be withdrawn; its payment is refused")
 
     async def refund(self, *, telegram_id: int, charge_id: str) -> None:
         """Give the stars of one payment back (refundStarPayment). ProviderRefused: Telegram

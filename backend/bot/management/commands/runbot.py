@@ -43,8 +43,9 @@ class Command(BaseCommand):
     async def _run(self, webhook) -> None:
         from aiogram.utils.token import TokenValidationError
 
+        from backend.bot.client import build_bot
         from backend.bot.config import BotConfig
-        from backend.bot.dispatcher import build_bot
+        from backend.bot.dispatcher import build_dispatcher
         from backend.bot.runner import TokenRefused, run_bot
         from backend.bot.shared_state import shared_state
         from backend.payments.providers import providers_from_settings
@@ -65,14 +66,13 @@ class Command(BaseCommand):
             raise CommandError(str(e)) from None
         config = BotConfig.from_settings()
         shared = shared_state(config=config, redis_url=settings.REDIS_URL, prefix=f"topup:{bot.id}")
+        dp = build_dispatcher(providers=providers, config=config, shared=shared)
         # What start-up made (Django, aiogram, pydantic: most of the memory) lives as long
         # as the process: frozen, the collector stops scanning it again and again, which
         # on a busy bot took about a fifth of its CPU (bench/README.md, «Webhook»).
         gc.collect()
         gc.freeze()
         try:
-            await run_bot(
-                bot=bot, providers=providers, config=config, shared=shared, webhook=webhook
-            )
+            await run_bot(bot=bot, dispatcher=dp, webhook=webhook)
         except TokenRefused as e:
             raise CommandError(str(e)) from None

@@ -1,15 +1,25 @@
-"""Sending messages from outside a handler (the poller, reports to admins).
+"""The bot as a Telegram client: building the `Bot`, sending from outside a handler
+(the bill jobs, reports to admins, the admin's actions), telling a bill's owner what
+happened to it. A leaf: it knows no handler, dispatcher or runner, so the admin may use
+it (`connect`).
 
-A 429 is waited out and the message sent again; a user who blocked the bot is
-logged and skipped; other failures are retried a few times, then logged.
+A 429 is waited out and the message sent again (`backend.bot.session`); a user who
+blocked the bot is logged and skipped; other failures are retried a few times, then
+logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramForbiddenError,
@@ -17,18 +27,32 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import InlineKeyboardMarkup, Message
+from django.conf import settings
 from loguru import logger
 
 from backend.bot import keyboards, metrics, texts
-from backend.common.db import db_async
+from backend.bot.session import RequestMetrics, TelegramRequestPolicy
 from backend.logging import redact
 from backend.payments.models import Bill
+from backend.payments.providers import providers_from_settings
+from backend.payments.providers.base import PaymentProvider
 from backend.payments.services import BillTransition
-from backend.users.services import user_mark_bot_blocked
+from backend.payments.vocabulary import ProviderName
+from backend.users.services import auser_mark_bot_blocked
 
 ATTEMPTS = 5
-_mark_bot_blocked = db_async(user_mark_bot_blocked)
 QUIET_STATUSES = (Bill.Status.NEW, Bill.Status.WAITING, Bill.Status.FAILED)
+
+
+def build_bot(*, token: str, api_server: str) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_server))
+    session.middleware(TelegramRequestPolicy())
+    session.middleware(RequestMetrics())  # inside the policy: each 429 retry is counted
+    return Bot(
+        token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
 
 
 async def send(
@@ -40,7 +64,7 @@ async def send(
             return await bot.send_message(chat_id, text, reply_markup=reply_markup)
         except TelegramForbiddenError:
             logger.warning("user {} has blocked the bot: message not delivered", chat_id)
-            await _mark_bot_blocked(telegram_id=chat_id)
+            await auser_mark_bot_blocked(telegram_id=chat_id)
             return None
         except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
             if attempt == ATTEMPTS:
@@ -72,18 +96,18 @@ def transition_message(transition: BillTransition) -> tuple[str, InlineKeyboardM
 
 
 class BillNotifier:
-    """Tells the owner of a bill what the poller found; blocked users hear nothing.
+    """Tells the owner of a bill what the bill jobs found; blocked users hear nothing.
 
     The one place where the bill jobs (the poller, the Telegram bills' expiry, the Stars
     reconciliation) report transitions: they are counted here (`metrics.bill_transition`)."""
 
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
+    def __init__(self, bot: Bot | None) -> None:
+        self._bot = bot  # None: no token here, so nobody is told (the transition counts)
 
     async def __call__(self, transition: BillTransition) -> None:
         metrics.bill_transition(transition)
         bill, user = transition.bill, transition.bill.user
-        if user.is_blocked:
+        if self._bot is None or user.is_blocked:
             return
         if bill.status in QUIET_STATUSES and not transition.unknown_status:
             return  # a bill recovered after a crash in its creation: nothing to tell yet
@@ -95,3 +119,34 @@ async def report_to_admins(bot: Bot, admin_ids: Iterable[int], where: str, error
     """A short note to each admin id; secrets are masked as in the logs."""
     text = texts.support_report(where, redact(error))
     await asyncio.gather(*(send(bot, admin_id, text) for admin_id in admin_ids))
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The bot's side of Telegram and the payment providers, for work outside the bot's
+    process (the admin's «check now» and refunds)."""
+
+    bot: Bot | None  # None without TELEGRAM_API_TOKEN
+    providers: dict[ProviderName, PaymentProvider]
+    notify: BillNotifier  # tells a bill's owner, as the bill jobs would
+
+
+@asynccontextmanager
+async def connect(*, providers: Iterable[str]) -> AsyncIterator[Connection]:
+    """The bot as the settings make it and the named providers, enabled or not
+    (Telegram's only with a token), closed on leaving."""
+    bot = None
+    if settings.TELEGRAM_API_TOKEN:
+        bot = build_bot(token=settings.TELEGRAM_API_TOKEN, api_server=settings.TELEGRAM_API_SERVER)
+    wanted = {ProviderName(name) for name in providers}
+    if bot is None:
+        wanted.discard(ProviderName.TELEGRAM)
+    made: dict[ProviderName, PaymentProvider] = {}
+    try:
+        made = providers_from_settings(bot, names=wanted)
+        yield Connection(bot=bot, providers=made, notify=BillNotifier(bot))
+    finally:
+        for provider in made.values():
+            await provider.close()
+        if bot is not None:
+            await bot.session.close()

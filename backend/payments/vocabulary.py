@@ -1,0 +1,34 @@
+"""The words all of payments shares: which provider, and where a bill stands.
+
+Each provider's adapter maps its own words into `BillStatus` (and keeps its raw answer);
+nothing outside the adapters knows how QIWI or Telegram call a state. Adding a provider
+is a `ProviderName` member, its line in the registry (`backend.payments.providers`) and
+its adapter.
+
+No model, no provider library is imported here: the settings read this module.
+"""
+
+from enum import StrEnum
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ProviderName(StrEnum):
+    QIWI = "qiwi"
+    TELEGRAM = "telegram"
+
+
+class BillStatus(models.TextChoices):
+    """A bill's state, whoever its provider. A provider reports WAITING, PAID, REJECTED
+    or EXPIRED; the others are ours: NEW (written, the provider not yet asked), FAILED
+    (the provider refused to make it), REFUNDING and REFUNDED."""
+
+    NEW = "NEW", _("being created")
+    WAITING = "WAITING", _("awaiting payment")
+    PAID = "PAID", _("paid")
+    REJECTED = "REJECTED", _("rejected")
+    EXPIRED = "EXPIRED", _("expired")
+    FAILED = "FAILED", _("creation failed")
+    REFUNDING = "REFUNDING", _("being refunded")
+    REFUNDED = "REFUNDED", _("refunded")
