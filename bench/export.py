@@ -95,6 +95,7 @@ def breakdown(name: str, rows: int) -> list[list]:
     from django.utils import timezone
 
     from backend.users import exports
+    from backend.users.exports import columns, csv_python
     from backend.users.models import TelegramUser
 
     queryset = TelegramUser.objects.filter(pk__lte=rows)
@@ -110,14 +111,14 @@ def breakdown(name: str, rows: int) -> list[list]:
                 pass
 
     def values_list() -> None:
-        for _ in exports._rows(queryset):
+        for _ in columns.user_rows(queryset):
             pass
 
     def plus_localtime() -> None:
         zone = timezone.get_current_timezone()
-        for row in exports._rows(queryset):
-            exports._local(row[6], zone)
-            exports._local(row[7], zone)
+        for row in columns.user_rows(queryset):
+            csv_python._local(row[6], zone)
+            csv_python._local(row[7], zone)
 
     def python_csv() -> None:
         for text in exports.csv_chunks(queryset=queryset, bom=True):

@@ -1,7 +1,8 @@
+"""Fixtures and hooks only: the test secrets are in tests/constants.py, the helpers
+(and the `BotProcess` that `make_bot` starts) in tests/helpers.py."""
+
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -11,30 +12,50 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connections
-from django.test import override_settings
+from loguru import logger
 
 from backend import logging as backend_logging
-from backend.bot.client import build_bot
 from backend.bot.config import BotConfig, WebhookConfig
-from backend.bot.dispatcher import build_dispatcher
-from backend.bot.runner import run_bot
-from backend.bot.shared_state import shared_state
-from backend.payments.providers import providers_from_settings
-from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
-
-# Shaped like the real thing, so the log redaction is tested against real shapes.
-TOKEN = "7012345678:AAHfakeTokenForTests_0123456789abcdef"
-QIWI_KEY = make_secret_key()
-PROVIDER_TOKEN = "381764678:TEST:5f0c2a9e71d4"  # a Telegram Payments provider token
-ADMIN_ID = 900001
+from tests.constants import ADMIN_ID, PROVIDER_TOKEN, QIWI_KEY, TOKEN
+from tests.fakes import FakeQiwi, FakeTelegram
+from tests.helpers import ROOT, BotProcess, tracked_files, written_files
 
 
-@pytest.fixture(scope="session", autouse=True)
-def log_dir(tmp_path_factory):
-    """Logs of the test run go to a folder of their own, with the test secrets redacted."""
+@pytest.fixture(scope="session")
+def session_logs(tmp_path_factory):
+    """Logs of the test run go to a folder of their own, with the test secrets redacted.
+    A module may override `log_dir` (tests/test_deploy_security.py does); no session
+    fixture may depend on a name a module overrides, so they depend on this one."""
     path = tmp_path_factory.mktemp("logs")
     backend_logging.setup({"level": "DEBUG", "dir": path, "secrets": [TOKEN, QIWI_KEY]})
     return path
+
+
+@pytest.fixture(scope="session")
+def log_dir(session_logs):
+    """The test run's log folder, where the tests read what was logged."""
+    return session_logs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_written(session_logs):
+    """Sets the logs up before the first test. After the last test, whatever order the
+    tests ran in: neither secret is in any file under the project or the logs folder —
+    logs, tracebacks, crash files a library dropped. A leak fails the run as an error at
+    the teardown of the last test."""
+    # bot.log is there however few tests run, and however few of them log.
+    logger.debug("test session: the secrets check reads this folder at the end")
+    yield
+    files = [*written_files(ROOT, tracked_files()), *written_files(session_logs)]
+    assert any(p.name == "bot.log" for p in files)  # the logs were looked at
+    leaks = [
+        path
+        for path in files
+        for secret in (TOKEN, QIWI_KEY, PROVIDER_TOKEN)
+        if secret.encode() in path.read_bytes()
+    ]
+    assert leaks == []
+    assert not list(ROOT.glob("QiwiCrash*"))
 
 
 @pytest.fixture
@@ -66,76 +87,6 @@ def config() -> BotConfig:
         flood_burst=1000,
         lock_retry=0.2,
     )
-
-
-class BotProcess:
-    """The bot as `runbot` runs it (real aiogram, real pyqiwip2p), in this event loop."""
-
-    def __init__(
-        self,
-        tg: FakeTelegram,
-        qiwi: FakeQiwi,
-        config: BotConfig,
-        qiwi_timeout: float = 2,
-        payments: tuple[str, ...] = ("qiwi",),
-        telegram_payments: dict | None = None,
-        redis_url: str = "",
-        redis_prefix: str = "topup-test",
-    ) -> None:
-        self.tg, self.qiwi, self.config = tg, qiwi, config
-        self.redis_url, self.redis_prefix = redis_url, redis_prefix
-        self.qiwi_timeout = qiwi_timeout
-        self.payments = payments
-        # TelegramPaymentsProvider's settings: provider_token, currency, rubles_per_star
-        self.telegram_payments = {
-            "provider_token": "",
-            "currency": "RUB",
-            "rubles_per_star": Decimal(1),
-            **(telegram_payments or {}),
-        }
-        self._task: asyncio.Task | None = None
-        self._stop: asyncio.Event | None = None
-
-    async def start(self, *, polling: bool = True, webhook: WebhookConfig | None = None) -> None:
-        """Start; with `polling` wait until it polls (a second bot process waits instead),
-        with `webhook` until it has set its webhook."""
-        bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
-        with override_settings(  # the registry makes the providers, as runbot has it do
-            PAYMENT_PROVIDERS=list(self.payments),
-            QIWI_SECRET_KEY=QIWI_KEY,
-            QIWI_API_URL=self.qiwi.base_url,
-            QIWI_TIMEOUT_SECONDS=self.qiwi_timeout,
-            TELEGRAM_PAYMENTS_PROVIDER_TOKEN=self.telegram_payments["provider_token"],
-            TELEGRAM_PAYMENTS_CURRENCY=self.telegram_payments["currency"],
-            RUBLES_PER_STAR=self.telegram_payments["rubles_per_star"],
-        ):
-            providers = providers_from_settings(bot)
-        self.shared = shared_state(
-            config=self.config, redis_url=self.redis_url, prefix=self.redis_prefix
-        )
-        self.dp = build_dispatcher(providers=providers, config=self.config, shared=self.shared)
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(
-            run_bot(
-                bot=bot,
-                dispatcher=self.dp,
-                handle_signals=False,
-                stop=self._stop,
-                webhook=webhook,
-            )
-        )
-        if webhook is not None:
-            await self.tg.wait_call("setWebhook")
-        elif polling:
-            await self.tg.wait_call("getUpdates")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._stop.set()  # also while it waits for the lock or for Telegram
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self._task, timeout=10)
-        self._task = None
 
 
 @pytest.fixture

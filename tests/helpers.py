@@ -1,15 +1,28 @@
-"""Shared steps of the end-to-end tests."""
+"""Shared steps of the end-to-end tests, the bot that the fixtures of tests/conftest.py
+start in the test's event loop, and what the end-of-session secrets check reads."""
 
 import asyncio
+import contextlib
 import os
+import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 
 from backend.bot import texts
+from backend.bot.client import build_bot
+from backend.bot.config import BotConfig, WebhookConfig
+from backend.bot.dispatcher import build_dispatcher
+from backend.bot.runner import run_bot
+from backend.bot.shared_state import shared_state
 from backend.payments.models import Bill, LedgerEntry
+from backend.payments.providers import providers_from_settings
 from backend.users.models import TelegramUser
+from tests.constants import QIWI_KEY, TOKEN
+from tests.fakes import FakeQiwi, FakeTelegram
 from tests.fakes._server import now_iso
 
 
@@ -90,6 +103,79 @@ async def eventually(check, timeout: float = 5.0):
     return result
 
 
+# --- the bot in the test's event loop (the `make_bot` fixture) -----------------------
+
+
+class BotProcess:
+    """The bot as `runbot` runs it (real aiogram, real pyqiwip2p), in this event loop."""
+
+    def __init__(
+        self,
+        tg: FakeTelegram,
+        qiwi: FakeQiwi,
+        config: BotConfig,
+        qiwi_timeout: float = 2,
+        payments: tuple[str, ...] = ("qiwi",),
+        telegram_payments: dict | None = None,
+        redis_url: str = "",
+        redis_prefix: str = "topup-test",
+    ) -> None:
+        self.tg, self.qiwi, self.config = tg, qiwi, config
+        self.redis_url, self.redis_prefix = redis_url, redis_prefix
+        self.qiwi_timeout = qiwi_timeout
+        self.payments = payments
+        # TelegramPaymentsProvider's settings: provider_token, currency, rubles_per_star
+        self.telegram_payments = {
+            "provider_token": "",
+            "currency": "RUB",
+            "rubles_per_star": Decimal(1),
+            **(telegram_payments or {}),
+        }
+        self._task: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
+
+    async def start(self, *, polling: bool = True, webhook: WebhookConfig | None = None) -> None:
+        """Start; with `polling` wait until it polls (a second bot process waits instead),
+        with `webhook` until it has set its webhook."""
+        bot = build_bot(token=TOKEN, api_server=self.tg.base_url)
+        with override_settings(  # the registry makes the providers, as runbot has it do
+            PAYMENT_PROVIDERS=list(self.payments),
+            QIWI_SECRET_KEY=QIWI_KEY,
+            QIWI_API_URL=self.qiwi.base_url,
+            QIWI_TIMEOUT_SECONDS=self.qiwi_timeout,
+            TELEGRAM_PAYMENTS_PROVIDER_TOKEN=self.telegram_payments["provider_token"],
+            TELEGRAM_PAYMENTS_CURRENCY=self.telegram_payments["currency"],
+            RUBLES_PER_STAR=self.telegram_payments["rubles_per_star"],
+        ):
+            providers = providers_from_settings(bot)
+        self.shared = shared_state(
+            config=self.config, redis_url=self.redis_url, prefix=self.redis_prefix
+        )
+        self.dp = build_dispatcher(providers=providers, config=self.config, shared=self.shared)
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(
+            run_bot(
+                bot=bot,
+                dispatcher=self.dp,
+                handle_signals=False,
+                stop=self._stop,
+                webhook=webhook,
+            )
+        )
+        if webhook is not None:
+            await self.tg.wait_call("setWebhook")
+        elif polling:
+            await self.tg.wait_call("getUpdates")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stop.set()  # also while it waits for the lock or for Telegram
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self._task, timeout=10)
+        self._task = None
+
+
 # --- the bot as a real process -------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +185,6 @@ TEST_SECRET_KEY = "test-only-5cT9xQ2mLw8vRz4kPj7nYb3hFd6gAs1eUo0iKq9tWc2rXv5"
 
 def process_env(tg, qiwi, folder: Path, **extra: str) -> dict[str, str]:
     """The environment of a `runbot.py` process against the fakes, its data in `folder`."""
-    from tests.conftest import QIWI_KEY, TOKEN
-
     return {
         **os.environ,
         "DEBUG": "false",
@@ -129,3 +213,23 @@ async def start_runbot(env: dict[str, str], folder: Path, console) -> asyncio.su
     return await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "runbot.py"), cwd=folder, env=env, stderr=console
     )
+
+
+# --- what the run wrote (conftest's `no_secret_written`) -----------------------------
+
+SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".ruff_cache", ".pytest_cache"}
+
+
+def written_files(folder: Path, tracked: frozenset[Path] = frozenset()):
+    """Files in `folder` except our own sources (tests/constants.py names the test token)."""
+    for path in folder.rglob("*"):
+        skipped = SKIP_DIRS.intersection(path.relative_to(folder).parts)
+        if path.is_file() and path not in tracked and not skipped:
+            yield path
+
+
+def tracked_files() -> frozenset[Path]:
+    listing = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return frozenset(ROOT / name for name in listing.split("\0") if name)

@@ -15,7 +15,7 @@ from backend.payments import services
 from backend.payments.models import Bill
 from backend.payments.providers.qiwi import QiwiProvider
 from backend.users.models import TelegramUser
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.constants import QIWI_KEY, TOKEN
 
 URL = "/admin/payments/bill/"
 

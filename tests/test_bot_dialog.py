@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from backend.bot import texts
 from backend.payments.models import Bill, LedgerEntry
 from backend.users.models import TelegramUser
-from tests.conftest import ADMIN_ID
+from tests.constants import ADMIN_ID
 from tests.helpers import block, button, db_bills, db_ledger, db_user, open_bill
 
 GREETING = (

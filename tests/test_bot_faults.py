@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from backend.bot import texts
 from backend.logging import LOG_FILE_NAME
 from backend.payments.models import Bill, LedgerEntry
-from tests.conftest import ADMIN_ID, QIWI_KEY, TOKEN
+from tests.constants import ADMIN_ID, QIWI_KEY, TOKEN
 from tests.fakes import qiwi_error
 from tests.helpers import button, db_bills, open_bill
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.conftest import TOKEN
+from tests.constants import TOKEN
 from tests.helpers import ROOT, TEST_SECRET_KEY
 
 SERVER = ("127.0.0.1", 5432)

@@ -25,7 +25,8 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from backend.payments import services
-from backend.users import csv_copy, exports
+from backend.users import exports
+from backend.users.exports import pg_copy
 from backend.users.models import TelegramUser
 from tests.helpers import TEST_SECRET_KEY
 
@@ -200,7 +201,7 @@ def test_a_client_that_leaves_cancels_the_copy_and_the_connection_goes_on(admin_
     response = admin_client.get(CSV_URL)
     chunks = iter(response.streaming_content)
     assert next(chunks).startswith(b"\xef\xbb\xbftelegram_id")
-    assert len(next(chunks)) >= csv_copy.CHUNK_BYTES
+    assert len(next(chunks)) >= pg_copy.CHUNK_BYTES
     response.close()  # what the server does when the client goes away
 
     assert TelegramUser.objects.count() == 30_000  # the connection still works

@@ -11,7 +11,7 @@ from loguru import logger
 from backend.logging import LOG_FILE_NAME
 from backend.payments.models import LedgerEntry
 from backend.users.models import TelegramUser
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.constants import QIWI_KEY, TOKEN
 
 
 def read_log(log_dir) -> str:

@@ -19,7 +19,7 @@ from decimal import Decimal
 import pytest
 
 from backend.bot import texts
-from tests.conftest import PROVIDER_TOKEN
+from tests.constants import PROVIDER_TOKEN
 from tests.helpers import (
     ask_to_pay,
     eventually,

@@ -165,7 +165,7 @@ def stale_new_bill(telegram_id: int, amount: str) -> Bill:
 
 async def test_a_bill_left_new_by_a_crash_is_recovered_or_failed_quietly(make_bot, tg, qiwi):
     from backend.payments.providers.qiwi import QiwiProvider
-    from tests.conftest import QIWI_KEY
+    from tests.constants import QIWI_KEY
 
     at_qiwi = await stale_new_bill(2011, "60")
     lost = await stale_new_bill(2012, "70")
@@ -264,7 +264,7 @@ async def test_closed_bills_are_not_asked_about_after_the_grace_period(make_bot,
 @pytest.fixture
 async def provider(transactional_db, qiwi):
     from backend.payments.providers.qiwi import QiwiProvider
-    from tests.conftest import QIWI_KEY
+    from tests.constants import QIWI_KEY
 
     provider = QiwiProvider(secret_key=QIWI_KEY, api_url=qiwi.base_url)
     yield provider
@@ -495,7 +495,7 @@ async def test_a_round_while_qiwi_is_unreachable_leaves_every_bill_for_the_next_
     import socket
 
     from backend.payments.providers.qiwi import QiwiProvider
-    from tests.conftest import QIWI_KEY
+    from tests.constants import QIWI_KEY
 
     bills = await waiting_bills(provider, 3051, 3)
     for bill in bills:

@@ -11,7 +11,7 @@ from aiogram.fsm.storage.base import StorageKey
 from redis.asyncio import Redis
 
 from backend.bot import texts
-from tests.conftest import TOKEN
+from tests.constants import TOKEN
 from tests.helpers import button
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from dotenv import dotenv_values
 
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.constants import QIWI_KEY, TOKEN
 from tests.project_copy import BANNER, alive, clean_env, copy_project, descendants
 
 READY_TIMEOUT = 120  # venv check, migrations, collectstatic, gunicorn, importing aiogram

@@ -5,7 +5,7 @@ import asyncio
 import signal
 import sys
 
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.constants import QIWI_KEY, TOKEN
 from tests.helpers import (
     ROOT,
     ask_to_pay,

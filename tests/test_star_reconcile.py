@@ -14,7 +14,7 @@ from backend.bot.client import BillNotifier
 from backend.payments.models import Bill
 from backend.payments.providers.telegram import TelegramPaymentsProvider
 from backend.payments.reconcile import reconcile_star_payments, run_star_reconciler
-from tests.conftest import PROVIDER_TOKEN
+from tests.constants import PROVIDER_TOKEN
 from tests.helpers import (
     ask_to_pay,
     block,

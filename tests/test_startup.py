@@ -6,7 +6,7 @@ from backend.bot.client import build_bot
 from backend.bot.dispatcher import build_dispatcher
 from backend.bot.runner import TokenRefused, run_bot
 from backend.payments.providers.qiwi import QiwiProvider
-from tests.conftest import QIWI_KEY, TOKEN
+from tests.constants import QIWI_KEY, TOKEN
 
 
 async def test_bot_waits_for_the_bot_api_and_then_works(make_bot, tg):

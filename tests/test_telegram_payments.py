@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 
 from backend.bot import texts
 from backend.payments.models import Bill, LedgerEntry
-from tests.conftest import PROVIDER_TOKEN
+from tests.constants import PROVIDER_TOKEN
 from tests.helpers import (
     ask_to_pay,
     block,

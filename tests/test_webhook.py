@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from backend.bot import texts
 from backend.bot.config import WebhookConfig
 from backend.payments.models import Bill
-from tests.conftest import PROVIDER_TOKEN
+from tests.constants import PROVIDER_TOKEN
 from tests.helpers import ask_to_pay, db_bills, db_ledger, db_user, eventually, press_confirm
 
 SECRET = "s3cret_-TOKEN"

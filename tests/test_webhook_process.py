@@ -75,7 +75,7 @@ def process_env_plain(folder: Path) -> dict[str, str]:
     """A bot's environment that never reaches Telegram: the checks come first."""
     import os
 
-    from tests.conftest import QIWI_KEY, TOKEN
+    from tests.constants import QIWI_KEY, TOKEN
     from tests.helpers import TEST_SECRET_KEY
 
     return {

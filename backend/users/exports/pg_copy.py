@@ -1,10 +1,10 @@
 """The users CSV made by PostgreSQL's `COPY (SELECT …) TO STDOUT WITH (FORMAT csv)`.
 
 Formatting a million rows in Python costs ~30× what psql's `\\copy` does; the server
-formats them in C instead. Everything the Python path (`exports.csv_chunks`) does per
-value is done in SQL, so that the bytes are the same:
+formats them in C instead. Everything the Python path (`csv_python.csv_chunks`) does
+per value is done in SQL, so that the bytes are the same:
 
-- user-written texts get the `'` of `exports.safe_text`, and empty ones become NULL (COPY
+- user-written texts get the `'` of `columns.safe_text`, and empty ones become NULL (COPY
   quotes an empty string, csv.writer does not);
 - balances (kopecks) are divided by 100 as `numeric`, printed with two places;
 - the blocked flag is 0/1; dates are cut to seconds in the active time zone, set for
@@ -28,13 +28,14 @@ from django.utils import timezone
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE as IDLE
 
 from backend.common.money import MoneyField
+from backend.users.exports.columns import FORMULA_STARTS
 
 # Rows are sent on in pieces of about this size (a socket send, a file write each).
 CHUNK_BYTES = 256 * 1024
 # Pieces waiting for a slow client: the server's memory for one export stays bounded.
 QUEUED_CHUNKS = 4
 _END = object()
-# Every formula start (exports.FORMULA_STARTS) sorts below this, byte by byte.
+# Every formula start (columns.FORMULA_STARTS) sorts below this, byte by byte.
 _ABOVE_FORMULA_STARTS = "A"
 
 
@@ -74,7 +75,7 @@ def _server_knows(alias: str, zone: str) -> bool:
 
 def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
     """The SQL that turns the inner query's `alias` into the CSV's value."""
-    if kind == "text":  # exports.safe_text; '' as NULL (COPY quotes an empty string)
+    if kind == "text":  # columns.safe_text; '' as NULL (COPY quotes an empty string)
         # Most texts start with a letter: one byte comparison settles them.
         return (
             f"CASE WHEN {alias} COLLATE \"C\" >= '{_ABOVE_FORMULA_STARTS}' THEN {alias} "
@@ -92,14 +93,12 @@ def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
 
 def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -> str:
     """The COPY statement for `columns` of `queryset` (its filters, ordered by pk), the
-    `texts` columns escaped like `exports.safe_text`.
+    `texts` columns escaped like `safe_text` of `exports.columns`.
 
     The dates are cut to seconds in an inner query that is not flattened (OFFSET 0), so
     that the outer one looks at each text twice without computing it twice (`to_char`
     would do it in one go, at twice the cost).
     """
-    from backend.users.exports import FORMULA_STARTS  # exports imports this module
-
     formula_codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
     if max(FORMULA_STARTS) >= _ABOVE_FORMULA_STARTS:
         raise ValueError("a formula start sorts above the shortcut of _csv_value")

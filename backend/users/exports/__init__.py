@@ -1,0 +1,33 @@
+"""Streaming exports of the users list: CSV for Excel and XLSX.
+
+Rows go out in chunks as they are read, so a million users never sit in memory at
+once. On PostgreSQL the CSV is made by the server's COPY, byte for byte what the Python
+path makes; the Python path serves SQLite. The modules, each importing only those above
+it in this list:
+
+- `columns`: the columns, the order of the rows, the CSV's header row and its guard
+  against formulas, shared by all the others;
+- `csv_python`: the CSV made in Python;
+- `pg_copy`: the CSV made by PostgreSQL's `COPY … TO STDOUT`;
+- `csv_export`: which of the two a queryset gets (`csv_stream`, `csv_write`);
+- `xlsx`: the XLSX, written by a streaming writer of our own.
+
+What the admin, the `export_users` command and the tests use is imported here.
+"""
+
+from backend.users.exports.columns import HEADER, ROWS_PER_CHUNK, csv_header
+from backend.users.exports.csv_export import csv_made_by_copy, csv_stream, csv_write
+from backend.users.exports.csv_python import csv_chunks
+from backend.users.exports.xlsx import XLSX_CONTENT_TYPE, xlsx_stream
+
+__all__ = [
+    "HEADER",
+    "ROWS_PER_CHUNK",
+    "XLSX_CONTENT_TYPE",
+    "csv_chunks",
+    "csv_header",
+    "csv_made_by_copy",
+    "csv_stream",
+    "csv_write",
+    "xlsx_stream",
+]
