@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connections
 
-from backend import logging as backend_logging
+from backend import log_setup as backend_logging
 from backend.bot.config import BotConfig, WebhookConfig
 from backend.bot.dispatcher import build_bot, build_dispatcher
 from backend.bot.runner import run_bot

@@ -21,7 +21,7 @@ from loguru import logger
 
 from backend.bot import keyboards, metrics, texts
 from backend.common.db import db_async
-from backend.logging import redact
+from backend.log_setup import redact
 from backend.payments.models import Bill
 from backend.payments.services import BillTransition
 from backend.users.services import user_mark_bot_blocked
