@@ -1,4 +1,4 @@
-"""The project's own system checks (registered in `UsersConfig.ready`).
+"""The project's own system checks (registered in `UsersAppConfig.ready`).
 
 Django runs them before every command that checks the system — `runserver`, `runbot`,
 `migrate`, `check` — and they are registered for every run, not only `check --deploy`.

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from backend.logging import process_log_name
+from backend.log_setup import process_log_name
 from backend.payments.vocabulary import ProviderName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -319,11 +319,11 @@ BOT_WORKERS = env("BOT_WORKERS", "1")
 # (backend/bot/shared_state.py); empty: in each process's memory.
 REDIS_URL = env("REDIS_URL")
 
-# --- logging (loguru; see backend/logging.py) ----------------------------------------
+# --- logging (loguru; see backend/log_setup.py) --------------------------------------
 LOG_DIR = Path(env("LOG_DIR") or BASE_DIR / "logs")
 if not LOG_DIR.is_absolute():
     LOG_DIR = BASE_DIR / LOG_DIR
-LOGGING_CONFIG = "backend.logging.setup"
+LOGGING_CONFIG = "backend.log_setup.setup"
 LOGGING = {
     "level": env("LOG_LEVEL", "INFO").upper(),
     "dir": LOG_DIR,

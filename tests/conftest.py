@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 from loguru import logger
 
-from backend import logging as backend_logging
+from backend import log_setup
 from backend.bot.config import BotConfig, WebhookConfig
 from tests.constants import ADMIN_ID, PROVIDER_TOKEN, QIWI_KEY, TOKEN
 from tests.fakes import FakeQiwi, FakeTelegram
@@ -27,7 +27,7 @@ def session_logs(tmp_path_factory):
     A module may override `log_dir` (tests/test_deploy_security.py does); no session
     fixture may depend on a name a module overrides, so they depend on this one."""
     path = tmp_path_factory.mktemp("logs")
-    backend_logging.setup({"level": "DEBUG", "dir": path, "secrets": [TOKEN, QIWI_KEY]})
+    log_setup.setup({"level": "DEBUG", "dir": path, "secrets": [TOKEN, QIWI_KEY]})
     return path
 
 

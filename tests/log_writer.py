@@ -45,9 +45,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from backend import logging as backend_logging
+    from backend import log_setup
 
-    print(backend_logging.current_log_file(), flush=True)
+    print(log_setup.current_log_file(), flush=True)
     sys.stdin.readline()
     if worker is None:
         write(count, tag)
@@ -56,7 +56,7 @@ def main() -> None:
 
     child = os.fork()
     if child == 0:
-        name = backend_logging.use_worker_log(worker)
+        name = log_setup.use_worker_log(worker)
         write(count, f"{tag}-w{worker}")
         print(f"worker {name}", flush=True)
         os._exit(0)
@@ -65,9 +65,7 @@ def main() -> None:
     # The parent still holds its own name: the worker closed its copy, never unlocked it.
     import fcntl
 
-    lock_path = (
-        Path(os.environ["LOG_DIR"]) / ".locks" / f"{backend_logging.current_log_file()}.lock"
-    )
+    lock_path = Path(os.environ["LOG_DIR"]) / ".locks" / f"{log_setup.current_log_file()}.lock"
     with lock_path.open("a") as other:
         try:
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)

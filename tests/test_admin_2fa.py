@@ -21,7 +21,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from loguru import logger
 
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 
 LOGIN_URL = "/admin/login/"
 PASSWORD = "pw-Boss-2024"

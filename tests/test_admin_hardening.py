@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 from loguru import logger
 
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 from backend.security import LAST_ACTIVITY_KEY
 from backend.users.models import TelegramUser
 

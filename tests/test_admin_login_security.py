@@ -24,7 +24,7 @@ from django.db.models import F
 from django.test import Client, RequestFactory
 from loguru import logger
 
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 from backend.security import client_ip
 from tests.helpers import ROOT
 

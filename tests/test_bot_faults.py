@@ -5,7 +5,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from backend.bot import texts
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 from backend.payments.models import Bill, LedgerEntry
 from tests.constants import ADMIN_ID, QIWI_KEY, TOKEN
 from tests.fakes import qiwi_error

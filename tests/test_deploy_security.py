@@ -28,7 +28,7 @@ from django.test import Client
 from dotenv import dotenv_values
 
 from backend.checks import secret_key_check
-from backend.logging import log_files
+from backend.log_files import log_files
 from backend.payments.models import LedgerEntry
 from backend.users.models import TelegramUser
 

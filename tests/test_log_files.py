@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from backend.logging import process_log_name
+from backend.log_setup import process_log_name
 from tests.helpers import ROOT, TEST_SECRET_KEY
 
 WRITER = ROOT / "tests" / "log_writer.py"

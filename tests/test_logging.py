@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from loguru import logger
 
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 from backend.payments.models import LedgerEntry
 from backend.users.models import TelegramUser
 from tests.constants import QIWI_KEY, TOKEN
@@ -144,7 +144,7 @@ def test_an_admins_reason_with_a_forged_line_is_logged_on_one_line(db, log_dir):
 def test_aiogram_says_each_update_only_at_debug(tmp_path, log_dir):
     """aiogram's "Update id=… is handled" line, one per update, is left out at INFO (the
     default) and WARNING; its warnings and errors are not, and DEBUG shows it all."""
-    import backend.logging as backend_logging
+    from backend import log_setup
 
     event = logging.getLogger("aiogram.event")
     try:
@@ -154,11 +154,11 @@ def test_aiogram_says_each_update_only_at_debug(tmp_path, log_dir):
             ("DEBUG", ["Update id=7 is handled", "the update failed"]),
         ):
             folder = tmp_path / level
-            backend_logging.setup({"level": level, "dir": folder, "name": "bot"})
+            log_setup.setup({"level": level, "dir": folder, "name": "bot"})
             event.info("Update id=%s is %s", 7, "handled")
             event.warning("the update failed")
             logger.complete()
             lines = (folder / LOG_FILE_NAME).read_text().splitlines()
             assert [line.split(" - ", 1)[1] for line in lines] == expected, level
     finally:  # back to the test run's logging (conftest's log_dir)
-        backend_logging.setup({"level": "DEBUG", "dir": log_dir, "secrets": [TOKEN, QIWI_KEY]})
+        log_setup.setup({"level": "DEBUG", "dir": log_dir, "secrets": [TOKEN, QIWI_KEY]})

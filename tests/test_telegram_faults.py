@@ -3,7 +3,7 @@
 from asgiref.sync import sync_to_async
 
 from backend.bot import texts
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 from backend.users.models import TelegramUser
 from tests.helpers import button, db_user, eventually, open_bill
 

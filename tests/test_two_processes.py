@@ -1,6 +1,6 @@
 """Two bot processes on one database: one polls, the other waits and takes over."""
 
-from backend.logging import LOG_FILE_NAME
+from backend.log_setup import LOG_FILE_NAME
 from tests.helpers import eventually
 
 

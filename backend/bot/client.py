@@ -32,7 +32,7 @@ from loguru import logger
 
 from backend.bot import keyboards, metrics, texts
 from backend.bot.session import RequestMetrics, TelegramRequestPolicy
-from backend.logging import redact
+from backend.log_setup import redact
 from backend.payments.models import Bill
 from backend.payments.providers import providers_from_settings
 from backend.payments.providers.base import PaymentProvider

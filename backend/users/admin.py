@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from loguru import logger
 
-from backend.logging import is_single_file, log_files
+from backend.log_files import is_single_file, log_files
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.services import AdjustmentReplayed, BalanceError, balance_adjust
 from backend.users import exports

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
-class UsersConfig(AppConfig):
+class UsersAppConfig(AppConfig):
     name = "backend.users"
     label = "users"
     verbose_name = _("Users")

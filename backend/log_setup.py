@@ -1,10 +1,11 @@
-"""Logging through loguru: stderr and rotating files, the stdlib routed in, secrets redacted.
+"""Sets up the processes' logging through loguru: stderr and rotating files, the stdlib
+routed in, secrets redacted. (What the admin's «Логи» page lists: backend/log_files.py.)
 
 Django calls `setup(LOGGING)` at start (settings.LOGGING_CONFIG). Every record passes
-through `_redact`: the configured secrets and anything shaped like a bot token or a
-bearer key are replaced before a sink sees them, in the message and in tracebacks.
-Tracebacks are formatted without local variables (`diagnose` off): they would print
-the token held by aiogram's Bot and pyqiwip2p's client.
+through `redact` (in `_patch`): the configured secrets and anything shaped like a bot
+token or a bearer key are replaced before a sink sees them, in the message and in
+tracebacks. Tracebacks are formatted without local variables (`diagnose` off): they
+would print the token held by aiogram's Bot and pyqiwip2p's client.
 
 Every record is one line, whoever wrote it and whatever values it carries (a reason
 typed by an admin, a user's name, an exception's text): `_patch` escapes the control
@@ -34,7 +35,6 @@ import contextlib
 import logging
 import os
 import re
-import stat
 import sys
 import traceback
 from pathlib import Path
@@ -256,30 +256,3 @@ def use_worker_log(worker: int, role: str | None = None) -> str | None:
     base = role or config.get("name") or "bot"
     setup({**config, "name": f"{base}-{worker}"})
     return _Current.file_name
-
-
-def is_single_file(info: os.stat_result) -> bool:
-    """A regular file with one name only. A symlink is not one; nor is a hard link
-    (`ln .env logs/x.log`): its other name may be anywhere, a secret of the project."""
-    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
-
-
-def log_files() -> list[tuple[str, os.stat_result]]:
-    """Names and stats of the files in LOG_DIR (the current log and the rotated ones),
-    newest first. Only files with a single link are listed (`is_single_file`): symlinks
-    and hard links are left out; a file rotated away meanwhile is skipped."""
-    from django.conf import settings
-
-    found = []
-    try:
-        entries = list(os.scandir(settings.LOG_DIR))
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if is_single_file(info):
-            found.append((entry.name, info))
-    return sorted(found, key=lambda item: item[1].st_mtime, reverse=True)
