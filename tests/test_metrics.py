@@ -1,4 +1,4 @@
-"""`GET /metrics` (backend/bot/metrics.py): the counters move by what the bot really did,
+"""`GET /metrics` (backend/common/metrics.py): the counters move by what the bot really did,
 and with PROMETHEUS_MULTIPROC_DIR the view adds up every process.
 
 The default registry is global to the test process and other tests count into it too:
@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.bot import metrics, texts
+from backend.bot import texts
 from backend.bot.middlewares import UpdateMetrics
+from backend.common import metrics
 from tests.helpers import ROOT, db_bills, open_bill
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -184,7 +185,7 @@ WORKER = textwrap.dedent(
     from decimal import Decimal
     from types import SimpleNamespace
 
-    from backend.bot import metrics
+    from backend.common import metrics
 
     updates, rubles = int(sys.argv[1]), Decimal(sys.argv[2])
     for _ in range(updates):
@@ -237,7 +238,7 @@ async def test_in_multiprocess_mode_the_view_adds_up_every_process(tmp_path, mon
 BROKEN_DIR = textwrap.dedent(
     """
     import os, shutil
-    from backend.bot import metrics
+    from backend.common import metrics
 
     shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # removed under a running bot
     metrics.count_update("message", failed=True)

@@ -30,8 +30,9 @@ from aiogram.types import InlineKeyboardMarkup, Message
 from django.conf import settings
 from loguru import logger
 
-from backend.bot import keyboards, metrics, texts
+from backend.bot import keyboards, texts
 from backend.bot.session import RequestMetrics, TelegramRequestPolicy
+from backend.common import metrics
 from backend.log_setup import redact
 from backend.payments.models import Bill
 from backend.payments.providers import providers_from_settings

@@ -9,7 +9,7 @@ from aiogram.types import TelegramObject, Update, User
 from aiogram.types.update import UpdateTypeLookupError
 from loguru import logger
 
-from backend.bot import metrics
+from backend.common import metrics
 from backend.users.models import TelegramUser
 from backend.users.selectors import auser_get
 from backend.users.services import auser_upsert

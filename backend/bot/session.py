@@ -36,7 +36,7 @@ from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from loguru import logger
 
-from backend.bot import metrics
+from backend.common import metrics
 
 HARMLESS = ("message is not modified", "query is too old", "query id is invalid")
 MAX_FLOOD_WAITS = 10

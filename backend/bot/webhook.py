@@ -11,7 +11,7 @@ product needs on top of it:
 - a payment (`successful_payment`) is answered only after its credit is committed, 200
   when it settled and 500 otherwise, which makes Telegram deliver it again;
 - `GET /healthz` says whether the database (and Redis, when configured) answer;
-- `GET /metrics` gives the Prometheus metrics (backend/bot/metrics.py).
+- `GET /metrics` gives the Prometheus metrics (backend/common/metrics.py).
 
 Both GET endpoints are on WEBHOOK_LISTEN only: the proxy in deploy/ passes on nothing
 but WEBHOOK_PATH.
@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from backend.bot.config import WebhookConfig
 from backend.bot.intake import UpdateRunner, carries_money
-from backend.bot.metrics import metrics_view
+from backend.common.metrics import metrics_view
 
 MAX_BODY = 1024 * 1024  # Telegram's updates are far smaller; anything bigger is not one
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]

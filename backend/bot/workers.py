@@ -26,7 +26,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from backend.bot.metrics import MULTIPROC_DIR_VARIABLE, reset_multiprocess_dir
+from backend.common.metrics import MULTIPROC_DIR_VARIABLE, reset_multiprocess_dir
 
 STOP_TIMEOUT = 20.0  # seconds the workers get after SIGTERM before SIGKILL
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from backend.bot import metrics
+from backend.common import metrics
 from backend.payments import services
 from backend.payments.models import Bill
 from backend.payments.providers.base import (

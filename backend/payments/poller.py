@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.utils import timezone
 from loguru import logger
 
-from backend.bot import metrics
+from backend.common import metrics
 from backend.payments import selectors, services
 from backend.payments.flows import Notify, bill_check
 from backend.payments.models import Bill

@@ -9,9 +9,10 @@ from aiogram import Bot, F, Router
 from aiogram.types import Message, PreCheckoutQuery
 from loguru import logger
 
-from backend.bot import client, metrics, texts
+from backend.bot import client, texts
 from backend.bot.config import BotConfig
 from backend.bot.intake import PAYMENT_SETTLED
+from backend.common import metrics
 from backend.payments import selectors, services
 from backend.users.models import TelegramUser
 

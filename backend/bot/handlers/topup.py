@@ -11,10 +11,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from loguru import logger
 
-from backend.bot import client, keyboards, metrics, texts
+from backend.bot import client, keyboards, texts
 from backend.bot.callbacks import CheckBill, Confirm, PayWith, TopUp
 from backend.bot.config import BotConfig
 from backend.bot.states import TopUpStates
+from backend.common import metrics
 from backend.payments import selectors, services
 from backend.payments.amounts import amount_parse
 from backend.payments.flows import BillNotIssued, bill_check, bill_issue

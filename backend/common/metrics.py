@@ -1,4 +1,5 @@
-"""The bot's Prometheus metrics and the `GET /metrics` view (prometheus_client).
+"""The Prometheus metrics of the bot process and its `GET /metrics` view (prometheus_client):
+kept here, not in the bot package, because the bill flows and jobs in payments count too.
 
 What is counted, and where (only metrics that something really updates):
 
@@ -13,7 +14,7 @@ What is counted, and where (only metrics that something really updates):
   `409`, `413`, `429`; `5xx`; `error` (another code); `bad_response` (not Telegram's
   JSON); `network_error` (no answer: connection, timeout).
 - `topup_bills_total{provider, event}`: `bill_created` / `bill_failed` where a bill is
-  made (`handlers/topup.py`); `bill_transition` where a bill's move is reported: in
+  made (`backend.payments.flows.bill_issue`); `bill_transition` where a bill's move is reported: in
   `BillNotifier` (the poller, the Telegram bills' expiry, the Stars reconciliation), the
   check button and the `successful_payment` handler. `event`: `created` (the provider
   took the bill), `failed` (it did not), `paid`, `rejected`, `expired`.
