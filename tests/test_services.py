@@ -749,6 +749,18 @@ MIN, MAX = Decimal(1), Decimal(100000)
         ("100 000", 100000),
         ("1\u00a0000", 1000),
         ("99999", 99999),
+        # whole rubles, the way people write them
+        ("100 руб", 100),
+        ("100₽", 100),
+        ("100 ₽", 100),
+        ("100 р.", 100),
+        ("100р", 100),
+        ("100 РУБ.", 100),
+        ("100 рублей", 100),
+        ("100,00", 100),
+        ("100.0", 100),
+        ("1 000,00", 1000),
+        ("1 000,00 руб.", 1000),
     ],
 )
 def test_amount_parse_accepts(text, expected):
@@ -784,6 +796,15 @@ def test_amount_parse_accepts(text, expected):
         "1 0000",
         "0x10",
         "9" * 4096,
+        "100,50",  # kopecks: top-ups are whole rubles
+        "100,5 руб",
+        "100,000",
+        "100 р..",
+        "100  руб",
+        "руб 100",
+        "100 rub",
+        "１００ ₽",
+        "100 ₽ 100",
     ],
 )
 def test_amount_parse_rejects(text):

@@ -21,7 +21,9 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
+    AiogramError,
     ClientDecodeError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramServerError,
@@ -114,6 +116,27 @@ class BillNotifier:
             return  # a bill recovered after a crash in its creation: nothing to tell yet
         text, markup = transition_message(transition)
         await send(self._bot, user.telegram_id, text, reply_markup=markup)
+        await close_bill_message(self._bot, bill)
+
+
+async def close_bill_message(bot: Bot, bill: Bill) -> None:
+    """Once a bill is closed, its message offers no pay link: one button saying what
+    became of it. Best effort: a message deleted, too old or already edited stays as
+    it is, and a network fault is only logged (the bill itself is settled)."""
+    if bill.is_open or bill.message_id is None:
+        return
+    try:
+        await bot.edit_message_reply_markup(
+            chat_id=bill.user.telegram_id,
+            message_id=bill.message_id,
+            reply_markup=keyboards.bill_closed(bill.status, bill.pk),
+        )
+    except TelegramBadRequest:
+        pass  # «message is not modified», «message to edit not found», …
+    except TelegramForbiddenError:
+        pass  # the user has blocked the bot: `send` has said so
+    except AiogramError as e:
+        logger.warning("bill {}: its message not edited: {}", bill.pk, e)
 
 
 async def report_to_admins(bot: Bot, admin_ids: Iterable[int], where: str, error: str) -> None:

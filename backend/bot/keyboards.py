@@ -41,6 +41,13 @@ def bill(pay_url: str, bill_id: str) -> InlineKeyboardMarkup:
     )
 
 
+def bill_closed(status: str, bill_id: str) -> InlineKeyboardMarkup:
+    """A closed bill's message: no pay link, only what became of the bill (pressing it
+    says so again, or finds a payment that came late)."""
+    button = _button(texts.closed_bill_button(status), CheckBill(bill_id=bill_id))
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
 def pay_with(amount: int, choices: list[tuple[ProviderName, str]]) -> InlineKeyboardMarkup:
     """One button per (provider, its button text), then «Отмена»."""
     rows = [[_button(text, PayWith(provider=name, amount=amount))] for name, text in choices]

@@ -1,12 +1,13 @@
 """Every text the bot sends, in one place. Texts are HTML (the bot's parse mode):
 anything a user wrote goes through `quote` before it lands here."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from aiogram.utils.text_decorations import html_decoration
 
 from backend.payments.providers.base import Quote
-from backend.payments.vocabulary import ProviderName
+from backend.payments.vocabulary import BillStatus, ProviderName
 
 quote = html_decoration.quote
 
@@ -68,9 +69,34 @@ def confirm_amount(amount: Decimal) -> str:
     return f"Пополнить баланс на {money(amount)}?"
 
 
-def bill_created(amount: Decimal, minutes: int) -> str:
+_CLOSED_BILL_BUTTONS = {
+    BillStatus.PAID: "✅ Счёт оплачен",
+    BillStatus.REJECTED: "Счёт отклонён",
+    BillStatus.EXPIRED: "Срок оплаты истёк",
+    BillStatus.REFUNDING: "Оплата возвращается",
+    BillStatus.REFUNDED: "Оплата возвращена",
+}
+
+
+def closed_bill_button(status: str) -> str:
+    """What a closed bill's message says on its one button instead of the pay link."""
+    return _CLOSED_BILL_BUTTONS.get(status, "Счёт закрыт")
+
+
+def duration(lifetime: timedelta) -> str:
+    """A bill's lifetime as people read it: «5 мин.», «1 ч 30 мин.», under a minute «45 сек.»."""
+    seconds = max(1, int(lifetime.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} сек."
+    hours, minutes = divmod(seconds // 60, 60)
+    if not hours:
+        return f"{minutes} мин."
+    return f"{hours} ч {minutes} мин." if minutes else f"{hours} ч"
+
+
+def bill_created(amount: Decimal, lifetime: timedelta) -> str:
     return (
-        f"Счёт на {money(amount)} создан. Оплатите его в течение {minutes} мин. "
+        f"Счёт на {money(amount)} создан. Оплатите его в течение {duration(lifetime)} "
         "по ссылке ниже, затем нажмите «Прошёл ли платёж?»."
     )
 
@@ -106,9 +132,9 @@ def stars(count: int) -> str:
     return f"{count:,} ⭐".replace(",", " ")
 
 
-def invoice_description(amount: Decimal, price: str, minutes: int) -> str:
+def invoice_description(amount: Decimal, price: str, lifetime: timedelta) -> str:
     """The invoice's own text (plain, up to 255 characters): both figures."""
-    return f"{money(amount)} на баланс бота, к оплате {price}. Счёт действует {minutes} мин."
+    return f"{money(amount)} на баланс бота, к оплате {price}. Счёт действует {duration(lifetime)}"
 
 
 def price(quote: Quote) -> str:

@@ -8,7 +8,12 @@ from decimal import Decimal
 # MAX_AMOUNT's rubles.
 _SPACES = "[ \u00a0\u202f]"
 _RUBLES = rf"[0-9]{{1,3}}(?:{_SPACES}[0-9]{{3}})+|[0-9]{{1,12}}"
-_AMOUNT = re.compile(_RUBLES)
+# Whole rubles as people write them: «100», «1 000», «100,00», «100 руб», «100₽», «100 р.»:
+# no kopecks but zeros, the ruble's sign or a short name after, in any case.
+_CURRENCY = r"₽|р\.?|руб\.?|рубл(?:ь|я|ей)"
+_AMOUNT = re.compile(
+    rf"(?P<rubles>{_RUBLES})(?:[.,]0{{1,2}})?(?:{_SPACES}?(?:{_CURRENCY}))?", re.IGNORECASE
+)
 # A signed sum with kopecks after a comma or a dot: «-50», «+100», «50,5», «1 000.25».
 _MONEY = re.compile(rf"(?P<sign>[+-]?)(?P<rubles>{_RUBLES})(?:[.,](?P<kopecks>[0-9]{{1,2}}))?")
 
@@ -17,10 +22,10 @@ def amount_parse(text: str | None, *, minimum: Decimal, maximum: Decimal) -> int
     """A whole number of rubles within [minimum, maximum], or None."""
     if not text:
         return None
-    text = text.strip()
-    if not _AMOUNT.fullmatch(text):
+    match = _AMOUNT.fullmatch(text.strip())
+    if match is None:
         return None
-    value = int(re.sub(_SPACES, "", text))
+    value = int(re.sub(_SPACES, "", match["rubles"]))
     return value if minimum <= value <= maximum else None
 
 

@@ -54,6 +54,8 @@ class Bill(models.Model):
     provider_charge_id = models.CharField(
         _("payment provider's charge ID"), max_length=255, blank=True
     )
+    # The bot's message with the pay link, edited when the bill closes (no link is left).
+    message_id = models.BigIntegerField(_("bill message"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("bill")

@@ -172,6 +172,13 @@ def bill_mark_created(
     return Bill.objects.get(pk=bill_id)
 
 
+def bill_set_message(*, bill_id: str, message_id: int) -> Bill:
+    """The bot's message that carries the bill's pay link; returns the bill as it is now
+    (it may have closed meanwhile)."""
+    Bill.objects.filter(pk=bill_id).update(message_id=message_id)
+    return Bill.objects.select_related("user").get(pk=bill_id)
+
+
 def bill_mark_failed(*, bill_id: str, error: str) -> None:
     """Creating the bill at the provider failed; it can never be paid."""
     Bill.objects.filter(pk=bill_id, status=Bill.Status.NEW).update(
@@ -255,8 +262,9 @@ def _bill_move(
         )
         balance = entry.balance_after
         logger.info(
-            "bill {} paid: +{} to user {}, balance {}", bill.pk, bill.amount, bill.user_id, balance
-        )
+            "bill {} paid: +{} to user {}, balance {}",
+            bill.pk, bill.amount, bill.user.telegram_id, balance,
+        )  # fmt: skip
     for name, value in fields.items():
         setattr(bill, name, value)
     return BillTransition(bill=bill, changed=True, credited=balance is not None, balance=balance)
@@ -490,6 +498,7 @@ def bill_refund_cancel(*, bill_id: str, error: str, admin: AbstractBaseUser | No
 abill_create = db_async(bill_create)
 abill_mark_created = db_async(bill_mark_created)
 abill_mark_failed = db_async(bill_mark_failed)
+abill_set_message = db_async(bill_set_message)
 abill_apply_status = db_async(bill_apply_status)
 abill_pay_reported = db_async(bill_pay_reported)
 abills_expire = db_async(bills_expire)

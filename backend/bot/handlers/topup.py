@@ -111,7 +111,6 @@ async def _issue_bill(
     amount: Decimal,
 ) -> None:
     chat_id = db_user.telegram_id
-    minutes = max(1, int(config.bill_lifetime.total_seconds()) // 60)
     price = texts.price(provider.quote(amount=amount))
     try:
         bill = await bill_issue(
@@ -120,7 +119,7 @@ async def _issue_bill(
             amount=amount,
             lifetime=config.bill_lifetime,
             max_open=config.max_open_bills,
-            comment=texts.invoice_description(amount, price, minutes),
+            comment=texts.invoice_description(amount, price, config.bill_lifetime),
         )
     except services.TooManyOpenBills as e:
         await bot.send_message(chat_id, texts.too_many_open_bills(e.open_bills))
@@ -133,11 +132,13 @@ async def _issue_bill(
         )
         return
     if bill.pay_url:  # a payment page: the link and the check button
-        await bot.send_message(
+        message = await bot.send_message(
             chat_id,
-            texts.bill_created(bill.amount, minutes),
+            texts.bill_created(bill.amount, config.bill_lifetime),
             reply_markup=keyboards.bill(bill.pay_url, bill.pk),
         )
+        bill = await services.abill_set_message(bill_id=bill.pk, message_id=message.message_id)
+        await client.close_bill_message(bot, bill)  # closed meanwhile: no link to offer
     # Otherwise the provider has put its payment form into the chat itself (an invoice).
 
 
@@ -156,6 +157,7 @@ async def check(
     if not bill.is_open and bill.status not in Bill.LATE_PAYABLE:
         text, _ = client.transition_message(services.BillTransition(bill=bill, changed=False))
         await callback.answer(text)
+        await client.close_bill_message(bot, bill)
         return
     try:
         transition = await bill_check(provider=provider, bill=bill)
@@ -168,9 +170,11 @@ async def check(
     text, markup = client.transition_message(transition)
     if not transition.changed and not transition.bill.is_open:
         await callback.answer(text)  # the poller got there first and has told the user
+        await client.close_bill_message(bot, transition.bill)
         return
     await callback.answer()
     await bot.send_message(chat_id, text, reply_markup=markup)
+    await client.close_bill_message(bot, transition.bill)
 
 
 def build_router() -> Router:
