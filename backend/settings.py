@@ -265,6 +265,18 @@ STATIC_URL = "static/"
 # admin server serves them from here through WhiteNoise (see MIDDLEWARE).
 STATIC_ROOT = BASE_DIR / "static"
 
+# --- exports (backend/users/exports) -------------------------------------------------
+# The users CSV of the admin and `manage.py export_users`: excel-ru for spreadsheets in a
+# Russian locale (`;`, a decimal comma, dates as 28.11.2026 08:24:22), rfc4180 for
+# programs (`,`, `.`, ISO dates with the offset).
+# (The names are those of backend.users.exports.columns.DIALECTS.)
+EXPORT_CSV_DIALECT = env("EXPORT_CSV_DIALECT", "excel-ru").lower()
+if EXPORT_CSV_DIALECT not in ("excel-ru", "rfc4180"):
+    raise ImproperlyConfigured(
+        "EXPORT_CSV_DIALECT: excel-ru (for Excel and LibreOffice in a Russian locale) or "
+        f"rfc4180 (plain CSV for programs), got {env('EXPORT_CSV_DIALECT')!r}"
+    )
+
 # --- the admin server (scripts/run.sh runs gunicorn with scripts/gunicorn.conf.py) ----
 ADMIN_ADDR = env("ADMIN_ADDR", "127.0.0.1:8000")  # host:port it listens on
 ADMIN_WORKERS = env_int("ADMIN_WORKERS", 2)  # worker processes

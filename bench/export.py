@@ -1,6 +1,8 @@
 """Exports of the users list at 1,000,000 users (100,000 with --quick).
 
-Times, each beside psql's \\copy of the same columns in the same run:
+Times, each beside psql's \\copy of the same columns in the same run (a plain `,` CSV
+without the formatting: the CSVs' dialect is EXPORT_CSV_DIALECT's, by default excel-ru,
+whose quotes, decimal comma and dd.mm.yyyy dates the server makes too):
   (a) the admin's CSV export, streamed over HTTP from `manage.py runserver` (DEBUG off);
   (b) the admin's XLSX export, the same way;
   (c) `manage.py export_users --output /dev/null`;
@@ -92,10 +94,9 @@ def breakdown(name: str, rows: int) -> list[list]:
 
     django.setup()
     from django.db import connection
-    from django.utils import timezone
 
     from backend.users import exports
-    from backend.users.exports import columns, csv_python
+    from backend.users.exports import columns
     from backend.users.models import TelegramUser
 
     queryset = TelegramUser.objects.filter(pk__lte=rows)
@@ -115,10 +116,10 @@ def breakdown(name: str, rows: int) -> list[list]:
             pass
 
     def plus_localtime() -> None:
-        zone = timezone.get_current_timezone()
+        form = exports.csv_format(model=TelegramUser)
         for row in columns.user_rows(queryset):
-            csv_python._local(row[6], zone)
-            csv_python._local(row[7], zone)
+            form.date(row[6])
+            form.date(row[7])
 
     def python_csv() -> None:
         for text in exports.csv_chunks(queryset=queryset, bom=True):
@@ -135,7 +136,7 @@ def breakdown(name: str, rows: int) -> list[list]:
     steps = [
         ("raw cursor fetch (psycopg2, all rows, no Django)", raw_fetch),
         ("ORM values_list().iterator(chunk_size=2000)", values_list),
-        ("  + localtime in the zone looked up once, x2 per row", plus_localtime),
+        ("  + the two dates formatted as the CSV's dialect does", plus_localtime),
         ("exports.csv_chunks, encoded (the Python path, SQLite's)", python_csv),
         ("exports.csv_stream (COPY on PostgreSQL, what the admin sends)", copy_csv),
         ("exports.xlsx_stream (the XLSX the admin sends)", python_xlsx),

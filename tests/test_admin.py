@@ -84,7 +84,7 @@ def listed_ids(response) -> list[int]:
 def csv_rows(response) -> list[list[str]]:
     body = b"".join(response.streaming_content)
     assert body.startswith("\ufeff".encode())
-    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=";"))
 
 
 # --- the list ------------------------------------------------------------------------
@@ -140,18 +140,11 @@ def test_csv_export_has_bom_all_users_and_neutralised_formulas(admin_client, peo
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="users-')
     rows = csv_rows(response)
-    assert rows[0][:6] == [
-        "telegram_id",
-        "username",
-        "first_name",
-        "last_name",
-        "balance",
-        "is_blocked",
-    ]
+    assert rows[0][:6] == ["Telegram ID", "Username", "Имя", "Фамилия", "Баланс", "Заблокирован"]
     by_id = {row[0]: row for row in rows[1:]}
-    assert by_id["1001"][2:6] == ["Иван", "Петров", "150.50", "0"]
-    assert by_id["1002"][5] == "1"
-    assert by_id["1003"][2:5] == ["'=HYPERLINK(1)", "'+7", "5.00"]
+    assert by_id["1001"][2:6] == ["Иван", "Петров", "150,50", "Нет"]
+    assert by_id["1002"][5] == "Да"
+    assert by_id["1003"][2:5] == ["'=HYPERLINK(1)", "'+7", "5,00"]
 
 
 def test_exports_follow_the_lists_search_and_filters(admin_client, people):

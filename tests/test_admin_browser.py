@@ -36,6 +36,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect,
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.services import balance_adjust, bill_create
 from backend.users.models import TelegramUser
+from tests.test_exports import TITLES as EXPORT_TITLES
 
 pytestmark = pytest.mark.browser
 
@@ -57,16 +58,6 @@ USERS_URL = "/admin/users/telegramuser/"
 ADMIN_NAME, ADMIN_PASSWORD = "admin", "pw-Admin-123"
 YELLOW = "rgb(247, 198, 0)"  # #f7c600
 TOOL_BUTTONS = ("Выгрузить CSV", "Выгрузить Excel", "Логи")
-CSV_HEADER = [
-    "telegram_id",
-    "username",
-    "first_name",
-    "last_name",
-    "balance",
-    "is_blocked",
-    "created_at",
-    "last_seen_at",
-]
 IVAN, MASHA, MALLORY = 700_000_001, 700_000_002, 700_000_003
 CSP_WORDS = "Content Security Policy"
 # Runs in every document before its own scripts: a violation the console might word
@@ -376,7 +367,7 @@ def break_the_policy(page: Page) -> bool:
 
 def csv_rows(data: bytes) -> list[list[str]]:
     assert data.startswith(b"\xef\xbb\xbf"), "the CSV must start with a UTF-8 BOM (for Excel)"
-    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
 
 
 def xlsx_rows(data: bytes) -> list[tuple]:
@@ -406,16 +397,16 @@ def test_users_list_search_and_exports(browser: BrowserThread, people) -> None:
     name, data = browser.run(download, "Выгрузить CSV")
     assert re.fullmatch(r"users-\d{4}-\d\d-\d\d-\d{4}\.csv", name)
     header, *lines = csv_rows(data)
-    assert header == CSV_HEADER
+    assert header == EXPORT_TITLES
     assert [line[:6] for line in lines] == [
-        [str(IVAN), "ivan_petrov", "Иван", "Петров", "250.00", "0"]
+        [str(IVAN), "ivan_petrov", "Иван", "Петров", "250,00", "Нет"]
     ]
 
     name, data = browser.run(download, "Выгрузить Excel")
     assert name.endswith(".xlsx")
     header, *lines = xlsx_rows(data)
-    assert list(header) == CSV_HEADER
-    assert [line[:6] for line in lines] == [(IVAN, "ivan_petrov", "Иван", "Петров", 250, False)]
+    assert list(header) == EXPORT_TITLES
+    assert [line[:6] for line in lines] == [(IVAN, "ivan_petrov", "Иван", "Петров", 250, "Нет")]
 
     # Digits are a whole Telegram id.
     rows = browser.run(search, str(MASHA))
@@ -430,8 +421,8 @@ def test_users_list_search_and_exports(browser: BrowserThread, people) -> None:
     _, data = browser.run(download, "Выгрузить CSV")
     header, *lines = csv_rows(data)
     assert [line[:6] for line in lines] == [
-        [str(MASHA), "masha", "Мария", "Смирнова", "0.00", "0"],
-        [str(MALLORY), "", '\'=HYPERLINK("http://evil.example")', "'-1", "0.00", "0"],
+        [str(MASHA), "masha", "Мария", "Смирнова", "0,00", "Нет"],
+        [str(MALLORY), "", '\'=HYPERLINK("http://evil.example")', "'-1", "0,00", "Нет"],
     ]
 
     assert browser.run(logs_page) == "Логи"

@@ -247,7 +247,7 @@ def test_an_export_is_streamed_its_first_bytes_come_before_the_rest_is_made(serv
     if kind == "csv":
         lines = data.decode("utf-8-sig").splitlines()
         assert len(lines) == USERS + 1
-        assert lines[1].startswith("7000000000,")
+        assert lines[1].startswith('"7000000000";')
     else:
         with zipfile.ZipFile(BytesIO(data)) as workbook:
             sheet = workbook.read("xl/worksheets/sheet1.xml")

@@ -69,13 +69,13 @@ def expected_rows(users: list[TelegramUser]) -> list[list[str]]:
     ]
 
 
-def parse_csv(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text, newline="")))
+def parse_csv(text: str, delimiter: str = ",") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
 
 
 def test_export_users_to_stdout(users):
     out, err = io.StringIO(), io.StringIO()
-    call_command("export_users", stdout=out, stderr=err)
+    call_command("export_users", "--dialect", "rfc4180", stdout=out, stderr=err)
     text = out.getvalue()
 
     assert text.splitlines()[0] == HEADER
@@ -93,7 +93,7 @@ def test_export_users_to_file(users, tmp_path):
     target = tmp_path / "users.csv"
     out, err = io.StringIO(), io.StringIO()
 
-    call_command("export_users", "--output", str(target), stdout=out, stderr=err)
+    call_command("export_users", "--dialect", "rfc4180", "-o", str(target), stdout=out, stderr=err)
 
     text = target.read_bytes().decode("utf-8")  # strict: the file is UTF-8
     assert text.splitlines()[0] == HEADER
@@ -119,16 +119,18 @@ def test_export_users_neutralises_formulas_in_names(db):
         telegram_id=1003, username="@evil", first_name='=HYPERLINK("x")', last_name="-2+3"
     )
     out = io.StringIO()
-    call_command("export_users", stdout=out)
-    row = parse_csv(out.getvalue())[1]
+    call_command("export_users", stdout=out)  # excel-ru, the default
+    row = parse_csv(out.getvalue().removeprefix("\ufeff"), delimiter=";")[1]
     assert row[:4] == ["1003", "'@evil", '\'=HYPERLINK("x")', "'-2+3"]
-    assert row[4] == "0.00"  # numbers stay numbers
+    assert row[4] == "0,00"  # numbers stay numbers
 
 
 def test_export_users_without_users_writes_only_the_header(db, tmp_path):
     target = tmp_path / "empty.csv"
     err = io.StringIO()
-    call_command("export_users", "--output", str(target), stdout=io.StringIO(), stderr=err)
+    call_command(
+        "export_users", "--dialect", "rfc4180", "-o", str(target), stdout=io.StringIO(), stderr=err
+    )
     assert parse_csv(target.read_text(encoding="utf-8")) == [HEADER.split(",")]
     assert "0 users written" in err.getvalue()
 

@@ -111,6 +111,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
     list_filter = ("is_blocked", BalanceFilter)
     search_fields = ("username",)  # the search itself: users_search
     search_help_text = _("The whole Telegram ID, or the start of a username, first or last name")
+    export_help_text = exports.FORMULA_GUARD_HELP  # under the export buttons
     ordering = ("-pk",)
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) of the whole table on every page

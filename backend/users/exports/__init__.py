@@ -5,8 +5,9 @@ once. On PostgreSQL the CSV is made by the server's COPY, byte for byte what the
 path makes; the Python path serves SQLite. The modules, each importing only those above
 it in this list:
 
-- `columns`: the columns, the order of the rows, the CSV's header row and its guard
-  against formulas, shared by all the others;
+- `columns`: the columns, their titles, the order of the rows, the guard against
+  formulas and the CSV's dialects (`excel-ru` for spreadsheets, `rfc4180` for
+  programs), shared by all the others;
 - `csv_python`: the CSV made in Python;
 - `pg_copy`: the CSV made by PostgreSQL's `COPY … TO STDOUT`;
 - `csv_export`: which of the two a queryset gets (`csv_stream`, `csv_write`);
@@ -15,16 +16,28 @@ it in this list:
 What the admin, the `export_users` command and the tests use is imported here.
 """
 
-from backend.users.exports.columns import HEADER, ROWS_PER_CHUNK, csv_header
+from backend.users.exports.columns import (
+    DIALECTS,
+    FORMULA_GUARD_HELP,
+    HEADER,
+    ROWS_PER_CHUNK,
+    column_titles,
+    csv_format,
+    csv_header,
+)
 from backend.users.exports.csv_export import csv_made_by_copy, csv_stream, csv_write
 from backend.users.exports.csv_python import csv_chunks
 from backend.users.exports.xlsx import XLSX_CONTENT_TYPE, xlsx_stream
 
 __all__ = [
+    "DIALECTS",
+    "FORMULA_GUARD_HELP",
     "HEADER",
     "ROWS_PER_CHUNK",
     "XLSX_CONTENT_TYPE",
+    "column_titles",
     "csv_chunks",
+    "csv_format",
     "csv_header",
     "csv_made_by_copy",
     "csv_stream",

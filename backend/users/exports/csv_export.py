@@ -1,6 +1,7 @@
 """The users CSV as the admin and `export_users` send it: made by PostgreSQL's COPY
 (`pg_copy`) where the database allows, else in Python (`csv_python`), the same bytes
-either way. The header row always comes from Python (`columns.csv_header`).
+either way, in the dialect asked for (by default EXPORT_CSV_DIALECT's). The header row
+always comes from Python (`columns.CsvFormat.header_line`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from collections.abc import Callable, Iterator
 from django.db.models import QuerySet
 
 from backend.users.exports import pg_copy
-from backend.users.exports.columns import HEADER, TEXT_COLUMNS, csv_header
-from backend.users.exports.csv_python import csv_chunks, row_chunks
+from backend.users.exports.columns import HEADER, TEXT_COLUMNS, CsvDialect, CsvFormat, csv_format
+from backend.users.exports.csv_python import row_chunks
+
+Dialect = CsvDialect | str | None
 
 
-def _copy_plan(queryset: QuerySet) -> tuple[str, str] | None:
+def _copy_plan(queryset: QuerySet, form: CsvFormat) -> tuple[str, str] | None:
     """(COPY statement, zone) when the server can make this CSV, else None."""
-    zone = pg_copy.copy_zone(queryset=queryset)
+    zone = pg_copy.copy_zone(queryset=queryset, zone=form.zone)
     if zone is None:
         return None
-    return pg_copy.copy_sql(queryset=queryset, columns=HEADER, texts=TEXT_COLUMNS), zone
+    sql = pg_copy.copy_sql(queryset=queryset, columns=HEADER, texts=TEXT_COLUMNS, form=form)
+    return sql, zone
 
 
 def csv_made_by_copy(*, queryset: QuerySet) -> bool:
@@ -27,15 +31,20 @@ def csv_made_by_copy(*, queryset: QuerySet) -> bool:
     return pg_copy.copy_zone(queryset=queryset) is not None
 
 
-def csv_stream(*, queryset: QuerySet, bom: bool = False, copy: bool = True) -> Iterator[bytes]:
+def csv_stream(
+    *, queryset: QuerySet, bom: bool = False, copy: bool = True, dialect: Dialect = None
+) -> Iterator[bytes]:
     """The CSV as UTF-8 byte chunks for a streamed response (COPY when `copy` and the
     database allows)."""
-    plan = _copy_plan(queryset) if copy else None
+    form = csv_format(model=queryset.model, dialect=dialect)
+    header = form.header_line(bom=bom).encode()
+    plan = _copy_plan(queryset, form) if copy else None
     if plan is None:
-        return (text.encode() for text in csv_chunks(queryset=queryset, bom=bom))
-    sql, zone = plan
-    header = csv_header(bom=bom).encode()
-    return _chain(header, pg_copy.copy_stream(queryset=queryset, sql=sql, zone=zone))
+        rows = (text.encode() for text, _count in row_chunks(queryset, form))
+    else:
+        sql, zone = plan
+        rows = pg_copy.copy_stream(queryset=queryset, sql=sql, zone=zone)
+    return _chain(header, rows)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -43,16 +52,23 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def csv_write(*, queryset: QuerySet, write: Callable[[bytes], object], bom: bool = False) -> int:
+def csv_write(
+    *,
+    queryset: QuerySet,
+    write: Callable[[bytes], object],
+    bom: bool = False,
+    dialect: Dialect = None,
+) -> int:
     """Write the CSV as UTF-8 bytes through `write` (whole rows each call); returns the
     number of users written."""
-    write(csv_header(bom=bom).encode())
-    plan = _copy_plan(queryset)
+    form = csv_format(model=queryset.model, dialect=dialect)
+    write(form.header_line(bom=bom).encode())
+    plan = _copy_plan(queryset, form)
     if plan is not None:
         sql, zone = plan
         return pg_copy.copy_to(queryset=queryset, sql=sql, zone=zone, write=write)
     rows = 0
-    for text, count in row_chunks(queryset):
+    for text, count in row_chunks(queryset, form):
         write(text.encode())
         rows += count
     return rows

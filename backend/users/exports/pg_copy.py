@@ -2,24 +2,30 @@
 
 Formatting a million rows in Python costs ~30× what psql's `\\copy` does; the server
 formats them in C instead. Everything the Python path (`csv_python.csv_chunks`) does
-per value is done in SQL, so that the bytes are the same:
+per value is done in SQL, so that the bytes are the same in either dialect
+(`columns.CsvFormat`):
 
-- user-written texts get the `'` of `columns.safe_text`, and empty ones become NULL (COPY
-  quotes an empty string, csv.writer does not);
-- balances (kopecks) are divided by 100 as `numeric`, printed with two places;
-- the blocked flag is 0/1; dates are cut to seconds in the active time zone, set for
-  the COPY alone (`SET LOCAL` inside a transaction or savepoint that is rolled back),
-  with isoformat's `+03:00` for PostgreSQL's `+03`;
+- user-written texts get the `'` of `columns.safe_text`; in `rfc4180` empty ones become
+  NULL (COPY quotes an empty string, csv.writer does not), in `excel-ru` every value is
+  quoted (`FORCE_QUOTE *`, csv.writer's QUOTE_ALL) and an empty one is `""` in both;
+- balances (kopecks) are divided by 100 as `numeric`, printed with two places, the
+  decimal point replaced by the dialect's;
+- the blocked flag is the dialect's word for it; dates are cut to seconds in the
+  export's time zone, set for the COPY alone (`SET LOCAL` inside a transaction or
+  savepoint that is rolled back), with isoformat's `+03:00` for PostgreSQL's `+03`
+  (`rfc4180`) or rearranged as `28.11.2026 08:24:22` (`excel-ru`);
 - COPY ends rows with `\\n`, csv.writer with `\\r\\n`: `_CrlfSink` turns the row ends (the
   `\\n`s outside quotes) into `\\r\\n`.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
 from django.db import DatabaseError, connections, transaction
@@ -28,7 +34,7 @@ from django.utils import timezone
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE as IDLE
 
 from backend.common.money import MoneyField
-from backend.users.exports.columns import FORMULA_STARTS
+from backend.users.exports.columns import FORMULA_STARTS, CsvFormat
 
 # Rows are sent on in pieces of about this size (a socket send, a file write each).
 CHUNK_BYTES = 256 * 1024
@@ -49,12 +55,14 @@ class _SecondsText(Func):
     output_field = CharField()
 
 
-def copy_zone(*, queryset: QuerySet) -> str | None:
-    """The zone name COPY formats dates in, or None when COPY cannot be used here (not
-    PostgreSQL, or an active zone that PostgreSQL does not know by name)."""
+def copy_zone(*, queryset: QuerySet, zone: tzinfo | None = None) -> str | None:
+    """The name of `zone` (by default the active one) for COPY to format dates in, or
+    None when COPY cannot be used here (not PostgreSQL, or a zone that PostgreSQL does
+    not know by name)."""
     if connections[queryset.db].vendor != "postgresql":
         return None
-    zone = timezone.get_current_timezone()
+    if zone is None:
+        zone = timezone.get_current_timezone()
     if not isinstance(zone, ZoneInfo) or not _server_knows(queryset.db, zone.key):
         return None
     return zone.key
@@ -73,33 +81,49 @@ def _server_knows(alias: str, zone: str) -> bool:
     return True
 
 
-def _csv_value(alias: str, kind: str, formula_codes: str) -> str:
-    """The SQL that turns the inner query's `alias` into the CSV's value."""
-    if kind == "text":  # columns.safe_text; '' as NULL (COPY quotes an empty string)
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _csv_value(alias: str, kind: str, form: CsvFormat) -> str:
+    """The SQL that turns the inner query's `alias` into the CSV's value in `form`."""
+    if kind == "text":  # columns.safe_text
+        formula_codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
+        # '' as NULL where COPY would quote it and csv.writer would not
+        rest = alias if form.quoting == csv.QUOTE_ALL else f"NULLIF({alias}, '')"
         # Most texts start with a letter: one byte comparison settles them.
         return (
             f"CASE WHEN {alias} COLLATE \"C\" >= '{_ABOVE_FORMULA_STARTS}' THEN {alias} "
             f"WHEN ascii({alias}) IN ({formula_codes}) THEN '''' || {alias} "
-            f"ELSE NULLIF({alias}, '') END"
+            f"ELSE {rest} END"
         )
-    if kind == "money":  # MoneyField's kopecks as Decimal's str: 150.00
-        return f"({alias} / 100.0)::numeric(20, 2)"
-    if kind == "BooleanField":
-        return f"CASE WHEN {alias} THEN 1 ELSE 0 END"
-    if kind == "DateTimeField":  # isoformat's offset is ±HH:MM (and :SS if any)
+    if kind == "money":  # CsvFormat.money: MoneyField's kopecks as Decimal's str
+        number = f"({alias} / 100.0)::numeric(20, 2)"
+        point = form.dialect.decimal_point
+        return number if point == "." else f"replace({number}::text, '.', {_literal(point)})"
+    if kind == "BooleanField":  # CsvFormat.flag
+        return f"CASE WHEN {alias} THEN {_literal(form.yes)} ELSE {_literal(form.no)} END"
+    if kind == "DateTimeField":  # CsvFormat.date, from `2026-11-28 08:24:22+03`
+        if form.dialect.for_people:  # 28.11.2026 08:24:22
+            return (
+                f"substr({alias}, 9, 2) || '.' || substr({alias}, 6, 2) || '.' || "
+                f"left({alias}, 4) || ' ' || substr({alias}, 12, 8)"
+            )
+        # isoformat's offset is ±HH:MM (and :SS if any)
         return f"CASE WHEN length({alias}) = 22 THEN {alias} || ':00' ELSE {alias} END"
     return alias
 
 
-def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -> str:
-    """The COPY statement for `columns` of `queryset` (its filters, ordered by pk), the
-    `texts` columns escaped like `safe_text` of `exports.columns`.
+def copy_sql(
+    *, queryset: QuerySet, columns: tuple[str, ...], texts: set[str], form: CsvFormat
+) -> str:
+    """The COPY statement for `columns` of `queryset` (its filters, ordered by pk) in
+    `form`, the `texts` columns escaped like `safe_text` of `exports.columns`.
 
     The dates are cut to seconds in an inner query that is not flattened (OFFSET 0), so
-    that the outer one looks at each text twice without computing it twice (`to_char`
-    would do it in one go, at twice the cost).
+    that the outer one looks at each text more than once without computing it again
+    (`to_char` would do it in one go, at twice the cost).
     """
-    formula_codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
     if max(FORMULA_STARTS) >= _ABOVE_FORMULA_STARTS:
         raise ValueError("a formula start sorts above the shortcut of _csv_value")
     fields = queryset.model._meta
@@ -112,7 +136,7 @@ def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -
         else:
             kind = "money" if isinstance(field, MoneyField) else field.get_internal_type()
         inner[f"csv_{name}"] = _SecondsText(F(name)) if kind == "DateTimeField" else F(name)
-        outer.append(_csv_value(f'"csv_{name}"', kind, formula_codes))
+        outer.append(_csv_value(f'"csv_{name}"', kind, form))
     select = queryset.order_by("pk").annotate(**inner).values_list(*inner)
     if select.query.is_sliced:
         raise ValueError("COPY of a sliced queryset")
@@ -121,9 +145,12 @@ def copy_sql(*, queryset: QuerySet, columns: tuple[str, ...], texts: set[str]) -
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:
         inner_sql = cursor.mogrify(sql, params).decode()
+    options = ["FORMAT csv", f"DELIMITER {_literal(form.dialect.delimiter)}"]
+    if form.quoting == csv.QUOTE_ALL:
+        options.append("FORCE_QUOTE *")
     return (
         f"COPY (SELECT {', '.join(outer)} FROM ({inner_sql} OFFSET 0) AS users "
-        'ORDER BY "csv_pk") TO STDOUT WITH (FORMAT csv)'
+        f'ORDER BY "csv_pk") TO STDOUT WITH ({", ".join(options)})'
     )
 
 

@@ -1,9 +1,11 @@
+import argparse
 import sys
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from backend.users.exports import csv_write
+from backend.users.exports import DIALECTS, csv_write
 from backend.users.models import TelegramUser
 
 
@@ -13,10 +15,31 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--output", "-o", help="file to write (default: stdout)")
         parser.add_argument(
-            "--bom", action="store_true", help="start with a BOM, for Excel (UTF-8 files)"
+            "--dialect",
+            choices=list(DIALECTS),
+            help="excel-ru: for Excel and LibreOffice in a Russian locale (';', decimal "
+            "comma, dd.mm.yyyy dates, Russian titles); rfc4180: plain CSV for programs "
+            "(',', '.', ISO dates, field names). Default: EXPORT_CSV_DIALECT "
+            f"({settings.EXPORT_CSV_DIALECT})",
+        )
+        parser.add_argument(
+            "--bom",
+            action=argparse.BooleanOptionalAction,
+            help="start with a UTF-8 BOM, which Excel needs to show Cyrillic right "
+            "(default: with excel-ru, not with rfc4180)",
         )
 
-    def handle(self, *args, output: str | None = None, bom: bool = False, **options) -> None:
+    def handle(
+        self,
+        *args,
+        output: str | None = None,
+        dialect: str | None = None,
+        bom: bool | None = None,
+        **options,
+    ) -> None:
+        chosen = DIALECTS[dialect or settings.EXPORT_CSV_DIALECT]
+        if bom is None:
+            bom = chosen.for_people
         try:
             target = open(output, "wb") if output else None  # noqa: SIM115
         except OSError as e:
@@ -24,10 +47,10 @@ class Command(BaseCommand):
         users = TelegramUser.objects.all()
         if target is not None:
             with target:
-                count = csv_write(queryset=users, write=target.write, bom=bom)
+                count = csv_write(queryset=users, write=target.write, bom=bom, dialect=chosen)
             self.stderr.write(f"{count} users written to {output}")
         else:
-            csv_write(queryset=users, write=self._stdout_writer(), bom=bom)
+            csv_write(queryset=users, write=self._stdout_writer(), bom=bom, dialect=chosen)
 
     def _stdout_writer(self) -> Callable[[bytes], object]:
         """The real stdout takes the bytes as they are (no text layer in between); a
