@@ -160,6 +160,8 @@ SECURE_CSP = {
 # A logged-in session with no request for this long is logged out (0: never); the
 # absolute lifetime is SESSION_COOKIE_AGE from the login (Django's two weeks).
 ADMIN_SESSION_IDLE_MINUTES = env_int("ADMIN_SESSION_IDLE_MINUTES", 60)
+# The product's name in the admin's header, the browser's title and the index page.
+ADMIN_SITE_TITLE = env("ADMIN_SITE_TITLE", "Пополнение баланса")
 
 # --- the admin's login: throttling (django-axes) and two-factor (django-otp) ---------
 # After ADMIN_LOCKOUT_FAILURES failed logins for one username (from any address), or
@@ -200,8 +202,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "axes",
+    "backend.admin_site.TOTPConfig",  # django_otp.plugins.otp_totp, named in Russian
+    "backend.admin_site.AxesConfig",  # axes, named in Russian
     "backend.users",
     "backend.payments",
     "backend.bot",
@@ -228,7 +230,9 @@ ROOT_URLCONF = "backend.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The admin's templates for every model (backend/templates/admin/), before
+        # Django's own; a model's own ones stay in its app.
+        "DIRS": [BASE_DIR / "backend" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -261,6 +265,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The project's own static files beside the apps' (the admin's favicon).
+STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
 # `manage.py collectstatic` (scripts/run.sh runs it) copies the static files here; the
 # admin server serves them from here through WhiteNoise (see MIDDLEWARE).
 STATIC_ROOT = BASE_DIR / "static"

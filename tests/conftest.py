@@ -134,7 +134,9 @@ async def bot(make_bot) -> BotProcess:
 
 @pytest.fixture
 async def boss_client(transactional_db, async_client, settings, tg, qiwi):
-    """An admin superuser's client; the admin reaches the fake Telegram and QIWI."""
+    """An admin superuser's client; the admin reaches the fake Telegram and QIWI, and
+    both ways to pay are on (the bills admin offers the actions of those that are)."""
+    settings.PAYMENT_PROVIDERS = ["qiwi", "telegram"]
     settings.QIWI_SECRET_KEY = QIWI_KEY
     settings.QIWI_API_URL = qiwi.base_url
     settings.TELEGRAM_API_TOKEN = TOKEN

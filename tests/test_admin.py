@@ -506,7 +506,7 @@ def paginator_text(response) -> str:
 
 def test_small_lists_show_the_exact_count(admin_client, people):
     response = admin_client.get(LIST_URL)
-    assert "3 пользователи Telegram" in paginator_text(response)
+    assert "3 пользователя Telegram" in paginator_text(response)
     response = admin_client.get(LIST_URL, {"q": "Ив"})
     assert "1 результат (" in response.content.decode()
     assert "1 пользователь Telegram" in paginator_text(response)
@@ -517,15 +517,15 @@ def test_a_long_filtered_list_counts_up_to_the_cap_and_still_pages(
 ):
     response = admin_client.get(LIST_URL, {"q": "Иван"})
     assert listed_ids(response) == [2011, 2010]
-    assert "5+ пользователи Telegram" in paginator_text(response)
+    assert "5+ пользователей Telegram" in paginator_text(response)
     assert "5+ результатов (" in response.content.decode()  # Django's words, our count
-    assert "Выбрать все пользователи Telegram (5+)" in response.content.decode()
+    assert "Выбрать всех пользователей Telegram (5+)" in response.content.decode()
     assert "Выбраны все 5+" in response.context["selection_note_all"]
 
     third = admin_client.get(LIST_URL, {"q": "Иван", "p": "3"})
     assert listed_ids(third) == [2007, 2006]
     # The cap follows the page asked for: far enough to count all twelve here.
-    assert "12 пользователи Telegram" in paginator_text(third)
+    assert "12 пользователей Telegram" in paginator_text(third)
     assert listed_ids(admin_client.get(LIST_URL, {"q": "Иван", "p": "6"})) == [2001, 2000]
 
 
@@ -547,7 +547,7 @@ def test_the_unfiltered_list_of_a_big_table_shows_the_estimate(admin_client, twe
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE users_telegramuser")
     response = admin_client.get(LIST_URL)
-    assert "≈ 12 пользователи Telegram" in paginator_text(response)
+    assert "≈ 12 пользователей Telegram" in paginator_text(response)
     assert listed_ids(admin_client.get(LIST_URL, {"p": "6"})) == [2001, 2000]
     assert response.context["cl"].paginator.count_kind == "estimate"
     TelegramUser.objects.all().delete()

@@ -10,7 +10,11 @@ test, it never skips it.
 
 Every step runs under the site's Content-Security-Policy, and fails on any violation
 Chromium reports (its console, and a `securitypolicyviolation` listener) or on a page
-of the admin that came without the header.
+of the admin that came without the header; and on any request the browser made that
+failed (a 404 for /favicon.ico, say).
+
+The lists are looked at on a 1366×768 screen, the most common laptop's: every column
+fits, nothing scrolls sideways. Screenshots of them go to the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from backend.payments.models import Bill, LedgerEntry
-from backend.payments.services import balance_adjust, bill_create
+from backend.payments.services import balance_adjust, bill_create, bill_mark_created
+from backend.payments.vocabulary import ProviderName
 from backend.users.models import TelegramUser
 from tests.test_exports import TITLES as EXPORT_TITLES
 
@@ -55,6 +60,10 @@ SCREENSHOT = OUTPUT / "admin-users-list.png"
 FAILURE_SCREENSHOT = OUTPUT / "admin-failure.png"
 
 USERS_URL = "/admin/users/telegramuser/"
+BILLS_URL = "/admin/payments/bill/"
+LEDGER_URL = "/admin/payments/ledgerentry/"
+LAPTOP = {"width": 1366, "height": 768}
+NBSP = "\u00a0"
 ADMIN_NAME, ADMIN_PASSWORD = "admin", "pw-Admin-123"
 YELLOW = "rgb(247, 198, 0)"  # #f7c600
 TOOL_BUTTONS = ("Выгрузить CSV", "Выгрузить Excel", "Логи")
@@ -89,6 +98,7 @@ class BrowserThread:
         self._browser: Browser | None = None
         self._page: Page | None = None
         self.csp_problems: list[str] = []  # violations, and admin pages without the header
+        self.failed_requests: list[str] = []  # any answer of 400 or more the browser got
 
     def _call(self, function: Callable[..., T], *args: Any) -> T:
         return self._worker.submit(function, *args).result()
@@ -142,6 +152,8 @@ class BrowserThread:
 
     def _on_response(self, response: Response) -> None:
         request = response.request
+        if response.status >= 400:
+            self.failed_requests.append(f"{response.status} {request.url}")
         if request.resource_type == "document" and "/admin/" in request.url:
             policy = response.headers.get("content-security-policy")
             if policy != expected_policy():
@@ -153,6 +165,8 @@ class BrowserThread:
             page.evaluate("() => new Promise((done) => setTimeout(done, 50))")
         problems, self.csp_problems = self.csp_problems, []
         assert not problems, "\n".join(problems)
+        failed, self.failed_requests = self.failed_requests, []
+        assert not failed, "\n".join(failed)
 
     def run(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def call() -> T:
@@ -314,6 +328,72 @@ def adjust_balance(
     return message, ledger.locator("tbody tr").all_inner_texts()
 
 
+def object_tools_styles(page: Page, pk: int, shot: Path) -> list[dict[str, Any]]:
+    """The buttons over a user's page, as the browser draws them: the computed style
+    and the box of «Изменить баланс», «Заблокировать» and «История»."""
+    page.set_viewport_size(LAPTOP)
+    page.goto(f"{USERS_URL}{pk}/change/")
+    page.mouse.move(0, 0)  # no hover colour
+    tools = page.locator(".object-tools")
+    items = [
+        tools.get_by_role("link", name="Изменить баланс"),
+        tools.get_by_role("button", name="Заблокировать", exact=True),
+        tools.get_by_role("link", name="История"),
+    ]
+    tools.screenshot(path=shot)
+    return [
+        item.evaluate(
+            """(element) => {
+                const style = getComputedStyle(element);
+                const box = element.getBoundingClientRect();
+                return {
+                    text: element.innerText,
+                    top: Math.round(box.top), height: Math.round(box.height),
+                    background: style.backgroundColor, color: style.color,
+                    font: `${style.fontSize} ${style.fontWeight} ${style.fontFamily}`,
+                    transform: style.textTransform, spacing: style.letterSpacing,
+                    radius: style.borderRadius, padding: style.padding, border: style.borderStyle,
+                };
+            }"""
+        )
+        for item in items
+    ]
+
+
+def page_layout(page: Page, url: str, shot: Path) -> dict[str, Any]:
+    """A page on a 1366×768 screen: its widths, the list's headers, and a screenshot."""
+    page.set_viewport_size(LAPTOP)
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    page.mouse.move(0, 0)
+    page.screenshot(path=shot, full_page=True)
+    return page.evaluate(
+        """() => {
+            const table = document.querySelector('#result_list');
+            const results = document.querySelector('#changelist .results');
+            const right = (element) => Math.ceil(element.getBoundingClientRect().right);
+            return {
+                viewport: window.innerWidth,
+                page: document.documentElement.scrollWidth,
+                table: table ? table.scrollWidth : 0,
+                tableRight: table ? right(table) : 0,
+                // the list's box, which scrolls sideways when the table is wider
+                results: results ? [results.scrollWidth, results.clientWidth, right(results)] : [],
+                headers: table ? [...table.querySelectorAll('thead th')].map(
+                    (th) => [th.innerText.trim(), right(th)]) : [],
+                inlines: [...document.querySelectorAll('.inline-group table')].map(
+                    (t) => [t.scrollWidth, right(t)]),
+                title: document.title,
+                heading: document.querySelector('#content h1')?.innerText ?? '',
+                paginator: document.querySelector('.paginator')?.innerText ?? '',
+                actions: [...document.querySelectorAll('select[name=action] option')].map(
+                    (o) => o.innerText),
+                icon: document.querySelector('link[rel=icon]')?.href ?? '',
+            };
+        }"""
+    )
+
+
 def toggle_block(page: Page, pk: int, button: str) -> str:
     """The «Заблокировать»/«Разблокировать» button on the user's page: the button after."""
     page.goto(f"{USERS_URL}{pk}/change/")
@@ -321,7 +401,7 @@ def toggle_block(page: Page, pk: int, button: str) -> str:
     expect(page.locator("ul.messagelist")).to_be_visible()
     # in a row with «Изменить баланс» and «История»: users/admin.css, no inline style
     expect(page.locator(".object-tools form.block-toggle")).to_have_css("display", "inline")
-    return page.locator(".object-tools form.block-toggle button").inner_text()
+    return page.locator(".object-tools form.block-toggle button").text_content().strip()
 
 
 def visit(page: Page, url: str) -> str:
@@ -438,9 +518,11 @@ def test_block_and_adjust_balance(browser: BrowserThread, people, admin) -> None
 
     # A signed amount.
     message, ledger = browser.run(adjust_balance, ivan.pk, amount="150", reason="компенсация")
-    assert "Баланс изменён на +150.00, теперь 400.00." in message
+    # Sums the Russian way, one format in the messages and on the pages.
+    assert f"Баланс изменён на +150,00{NBSP}₽, теперь 400,00{NBSP}₽." in message
     assert "компенсация" in ledger[0]  # newest first
-    assert "150,00" in ledger[0]
+    assert f"+150,00{NBSP}₽" in ledger[0]
+    assert f"400,00{NBSP}₽" in ledger[0]
     assert ADMIN_NAME in ledger[0]
     assert reload(ivan).balance == Decimal("400.00")
     entry = LedgerEntry.objects.filter(user=ivan).latest("pk")
@@ -452,12 +534,12 @@ def test_block_and_adjust_balance(browser: BrowserThread, people, admin) -> None
 
     # A decimal comma, as Russian speakers type it.
     message, _ = browser.run(adjust_balance, ivan.pk, amount="-50,5", reason="округление")
-    assert "Баланс изменён на -50.50, теперь 349.50." in message
+    assert f"Баланс изменён на -50,50{NBSP}₽, теперь 349,50{NBSP}₽." in message
     assert reload(ivan).balance == Decimal("349.50")
 
     # The balance to set.
     message, ledger = browser.run(adjust_balance, ivan.pk, set_to="1000", reason="сверка")
-    assert "Баланс изменён на +650.50, теперь 1000.00." in message
+    assert f"Баланс изменён на +650,50{NBSP}₽, теперь 1{NBSP}000,00{NBSP}₽." in message
     assert "сверка" in ledger[0]
     assert reload(ivan).balance == Decimal("1000.00")
     entry = LedgerEntry.objects.filter(user=ivan).latest("pk")
@@ -518,4 +600,108 @@ def test_a_violation_of_the_policy_fails_the_test(browser: BrowserThread) -> Non
     report = str(failed.value)
     assert "style-src" in report
     assert "script-src" in report
-    assert browser.run(visit, "/admin/") == "Администрирование сайта"  # clean again
+    assert browser.run(visit, "/admin/") == "Пополнение баланса: администрирование"  # clean
+
+
+# --- a 1366×768 screen ------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy(transactional_db, people) -> dict[str, Any]:
+    """Rows as wide as real ones get: the longest username Telegram allows, long names,
+    a balance in millions, bills of both providers with every column filled."""
+    wide = TelegramUser.objects.create(
+        telegram_id=-1_001_234_567_890,
+        username="a_very_long_username_of_32_chars",
+        first_name="Александра-Анастасия",
+        last_name="Константинопольская-Щукина",
+    )
+    balance_adjust(user=wide, amount=Decimal("1234567.89"), reason="сверка с выпиской " * 5)
+    bills = []
+    for _ in range(3):
+        bill = bill_create(user=wide, amount=Decimal("100000.00"), lifetime=timedelta(minutes=5))
+        bill_mark_created(
+            bill_id=bill.pk, pay_url="https://pay.example/x", provider_status="WAITING"
+        )
+        bills.append(bill)
+    stars = bill_create(
+        user=people["ivan"],
+        amount=Decimal("1500.00"),
+        lifetime=timedelta(minutes=5),
+        provider=ProviderName.TELEGRAM,
+    )
+    Bill.objects.filter(pk=stars.pk).update(
+        status=Bill.Status.PAID,
+        invoice_currency="XTR",
+        invoice_total=1500,
+        charge_id="stxAbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        provider_status="successful_payment",
+    )
+    return {"wide": wide, "bills": bills, "stars": stars}
+
+
+def fits(layout: dict[str, Any]) -> None:
+    """Nothing wider than the screen: the page, the list (no sideways scrolling in its box,
+    which ends before the filters), each of its columns, each inline."""
+    width = layout["viewport"]
+    assert width == LAPTOP["width"]
+    assert layout["page"] <= width, layout
+    assert layout["table"] <= width and layout["tableRight"] <= width, layout
+    if layout["results"]:
+        scroll_width, client_width, box_right = layout["results"]
+        assert scroll_width <= client_width, layout
+        assert layout["tableRight"] <= box_right, layout
+        assert all(right <= box_right for _, right in layout["headers"]), layout["headers"]
+    assert all(w <= width and right <= width for w, right in layout["inlines"]), layout
+
+
+def test_the_lists_fit_a_1366_screen(browser: BrowserThread, busy, tmp_path) -> None:
+    wide = busy["wide"]
+    users = browser.run(page_layout, USERS_URL, tmp_path / "users-1366.png")
+    fits(users)
+    assert [name for name, _ in users["headers"]][1:] == [
+        "TELEGRAM ID",
+        "USERNAME",
+        "ИМЯ",
+        "БАЛАНС",
+        "ЗАБЛОКИРОВАН",
+        "ПОСЛЕДНЯЯ АКТИВНОСТЬ",
+        "СОЗДАН",
+    ]
+    assert users["heading"] == "Пользователи Telegram"
+    assert users["paginator"].strip() == "4 пользователя Telegram"
+    assert users["title"] == "Пользователи Telegram | Пополнение баланса"
+
+    bills = browser.run(page_layout, BILLS_URL, tmp_path / "bills-1366.png")
+    fits(bills)
+    assert "СТАТУС" in [name for name, _ in bills["headers"]]
+    assert bills["heading"] == "Счета"
+    assert bills["paginator"].strip() == "4 счёта"
+
+    ledger = browser.run(page_layout, LEDGER_URL, tmp_path / "ledger-1366.png")
+    fits(ledger)
+    assert ledger["heading"] == "Записи журнала баланса"
+    assert ledger["paginator"].strip() == "2 записи журнала баланса"
+
+    page = browser.run(page_layout, f"{USERS_URL}{wide.pk}/change/", tmp_path / "user-1366.png")
+    fits(page)
+    assert page["heading"] == "Изменить пользователя Telegram"
+    stars = busy["stars"]
+    bill_page = browser.run(page_layout, f"{BILLS_URL}{stars.pk}/change/", tmp_path / "bill.png")
+    assert bill_page["heading"] == "Просмотреть счёт"
+    assert bill_page["icon"].endswith("/static/site/favicon.svg")
+    for shot in tmp_path.glob("*.png"):
+        assert shot.stat().st_size > 10_000, shot
+
+
+def test_the_block_button_looks_like_its_neighbours(
+    browser: BrowserThread, people, tmp_path
+) -> None:
+    change, block, history = browser.run(
+        object_tools_styles, people["ivan"].pk, tmp_path / "object-tools.png"
+    )
+    assert block["text"].strip() == "ЗАБЛОКИРОВАТЬ"  # upper case, as the links are drawn
+    for neighbour in (change, history):
+        for key in ("top", "height", "background", "color", "font", "transform", "spacing"):
+            assert block[key] == neighbour[key], (key, block, neighbour)
+        assert block["radius"] == neighbour["radius"] and block["padding"] == neighbour["padding"]

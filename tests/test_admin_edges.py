@@ -15,7 +15,7 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.common.money import MAX_AMOUNT
+from backend.common.money import MAX_AMOUNT, money_format
 from backend.payments import services
 from backend.payments.amounts import money_parse
 from backend.payments.models import LedgerEntry
@@ -80,7 +80,8 @@ def test_a_sum_past_the_maximum_balance_is_a_form_error(client, ivan):
     """999999999999.99 on a small balance raised decimal.InvalidOperation (500)."""
     response = post(client, ivan, {**form_of(client, ivan), "amount": "999999999999.99"})
     assert response.status_code == 200
-    assert f"баланс не может быть больше {MAX_AMOUNT}" in response.content.decode()
+    # «999 999 999 999,99 ₽»: the admin's one format for sums
+    assert f"баланс не может быть больше {money_format(MAX_AMOUNT)}" in response.content.decode()
     assert unchanged(ivan)
     response = post(client, ivan, {**form_of(client, ivan), "amount": "9999999999999"})
     assert response.status_code == 200 and "Введите сумму цифрами" in response.content.decode()
@@ -101,7 +102,7 @@ def test_the_same_form_sent_twice_changes_the_balance_once(client, ivan):
     data = {**form_of(client, ivan), "amount": "25"}
     assert post(client, ivan, data).status_code == 302
     replay = client.post(f"{LIST_URL}{ivan.pk}/adjust/", data, follow=True)
-    assert "Эта форма уже была отправлена и тогда изменила баланс на +25.00" in (
+    assert "Эта форма уже была отправлена и тогда изменила баланс на +25,00\u00a0₽" in (
         replay.content.decode()
     )
     assert TelegramUser.objects.get(pk=ivan.pk).balance == Decimal("35.00")

@@ -176,8 +176,8 @@ async def test_a_stars_payment_is_refunded_from_the_admin(make_bot, tg, boss_cli
     user = tg.user(8109)
     bill = await paid_in_stars(tg, user, "70")
 
-    page = await boss_client.get(ADMIN_URL)
-    assert bill.charge_id in page.content.decode()  # the list shows the charge id
+    page = await boss_client.get(f"{ADMIN_URL}{bill.pk}/change/")
+    assert bill.charge_id in page.content.decode()  # the bill's page shows the charge id
     response = await boss_client.post(
         ADMIN_URL, {"action": "refund", "_selected_action": [bill.pk]}, follow=True
     )

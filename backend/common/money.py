@@ -69,6 +69,21 @@ class MoneyField(models.DecimalField):
         return None if value is None else from_kopecks(value)
 
 
+# How the admin writes a currency after a sum; any other is written by its code.
+CURRENCY_SIGNS = {"RUB": "₽"}
+NBSP = "\u00a0"  # between digit groups and before the sign: a sum never breaks across lines
+
+
+def money_format(amount: Decimal, *, currency: str = "RUB", signed: bool = False) -> str:
+    """A sum as the admin shows it everywhere, the Russian way: «1 000,50 ₽», «-50,00 ₽»;
+    `signed` adds «+» to a positive one (a change: «+150,00 ₽»). Two decimals always,
+    digit groups split by no-break spaces."""
+    sign = "-" if amount < 0 else "+" if signed and amount > 0 else ""
+    rubles, kopecks = f"{abs(amount).quantize(CENT):,.2f}".split(".")
+    unit = CURRENCY_SIGNS.get(currency, currency)
+    return f"{sign}{rubles.replace(',', NBSP)},{kopecks}{NBSP}{unit}"
+
+
 def money_value(amount: Decimal) -> Value:
     """`amount` as an SQL value in kopecks, for arithmetic with a money column."""
     return Value(amount, output_field=MoneyField())

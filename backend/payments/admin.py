@@ -5,6 +5,8 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from backend.common.display import moment
+from backend.common.money import money_format
 from backend.payments.flows import bill_refund
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.poller import check_now
@@ -14,7 +16,11 @@ from backend.payments.vocabulary import ProviderName
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Bills and ledger rows change only through backend.payments.services."""
+    """Bills and ledger rows change only through backend.payments.services. Their pages
+    show `fields` (sums written by `money_format`), all read-only."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -74,19 +80,25 @@ async def _refund(bill_ids: list[str], admin_user) -> list[tuple[str, str | None
 
 @admin.register(Bill)
 class BillAdmin(ReadOnlyAdmin):
-    list_display = (
+    # What fits a 1366 px screen (tests/test_admin_browser.py); the provider's status,
+    # the charge ids and the other times are on the bill's page.
+    list_display = ("id", "user", "sum", "invoice", "status", "provider", "created", "credited")
+    fields = (
         "id",
         "user",
         "provider",
-        "amount",
-        "currency",
+        "sum",
         "invoice",
         "status",
         "provider_status",
-        "charge_id",
+        "pay_url",
+        "error",
         "created_at",
         "expires_at",
+        "status_changed_at",
         "credited_at",
+        "charge_id",
+        "provider_charge_id",
     )
     list_filter = ("status", "provider", "created_at")
     search_fields = ("id",)  # the search itself: get_search_results
@@ -99,6 +111,10 @@ class BillAdmin(ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         return search_by_id_or_telegram_id(queryset, search_term, charge_field="charge_id"), False
 
+    @admin.display(description=_("amount"), ordering="amount")
+    def sum(self, bill: Bill) -> str:
+        return money_format(bill.amount, currency=bill.currency)
+
     @admin.display(description=_("to pay"))
     def invoice(self, bill: Bill) -> str:
         """What the provider asked of the user, when it is not the amount itself."""
@@ -106,7 +122,25 @@ class BillAdmin(ReadOnlyAdmin):
             return ""
         if bill.invoice_currency == "XTR":
             return f"{bill.invoice_total} ⭐"
-        return f"{Quote(bill.invoice_currency, bill.invoice_total).amount} {bill.invoice_currency}"
+        quote = Quote(bill.invoice_currency, bill.invoice_total)
+        return money_format(quote.amount, currency=bill.invoice_currency)
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, bill: Bill) -> str:
+        return moment(bill.created_at)
+
+    @admin.display(description=_("credited"), ordering="credited_at")
+    def credited(self, bill: Bill) -> str:
+        return moment(bill.credited_at)
+
+    def get_actions(self, request: HttpRequest):
+        """Only the actions of the providers that are on (PAYMENT_PROVIDERS): no refund in
+        Telegram Stars while Telegram payments are off. «Check now» asks whichever
+        provider each bill has."""
+        actions = super().get_actions(request)
+        if ProviderName.TELEGRAM not in settings.PAYMENT_PROVIDERS:
+            actions.pop("refund", None)
+        return actions
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payments.refund_bill")
@@ -169,14 +203,35 @@ class BillAdmin(ReadOnlyAdmin):
         )
 
 
+class LedgerColumns:
+    """A ledger row's columns as the admin shows them: in its list and on a user's page."""
+
+    @admin.display(description=_("time"), ordering="created_at")
+    def created(self, entry: LedgerEntry) -> str:
+        return moment(entry.created_at)
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def change(self, entry: LedgerEntry) -> str:
+        return money_format(entry.amount, signed=True)
+
+    @admin.display(description=_("balance after"))
+    def balance(self, entry: LedgerEntry) -> str:
+        return money_format(entry.balance_after)
+
+    @admin.display(description=_("bill"))
+    def bill_ref(self, entry: LedgerEntry) -> str:
+        return entry.bill_id or ""
+
+
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = (
+class LedgerEntryAdmin(LedgerColumns, ReadOnlyAdmin):
+    list_display = ("created", "user", "kind", "change", "balance", "bill_ref", "admin", "reason")
+    fields = (
         "created_at",
         "user",
         "kind",
-        "amount",
-        "balance_after",
+        "change",
+        "balance",
         "bill",
         "admin",
         "reason",
@@ -184,7 +239,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "created_at")
     search_fields = ("bill__id",)
     search_help_text = _("Bill ID or the user's Telegram ID")
-    list_select_related = ("user", "bill", "admin")
+    list_select_related = ("user", "admin")
     ordering = ("-created_at", "-pk")
     show_full_result_count = False
 

@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from backend.common.money import MoneyField
+from backend.common.money import MoneyField, money_format
 from backend.payments.vocabulary import BillStatus, ProviderName
 from backend.users.models import TelegramUser
 
@@ -76,7 +77,9 @@ class Bill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} {self.amount} {self.currency} {self.status}"
+        """«3f2a…: 1 000,00 ₽, ожидает оплаты» (the admin's titles and breadcrumbs)."""
+        amount = money_format(self.amount, currency=self.currency)
+        return f"{self.id}: {amount}, {self.get_status_display()}"
 
     @property
     def is_open(self) -> bool:
@@ -136,7 +139,7 @@ class LedgerEntry(models.Model):
 
     class Meta:
         verbose_name = _("balance ledger entry")
-        verbose_name_plural = _("balance ledger")
+        verbose_name_plural = _("balance ledger entries")
         ordering = ["-created_at", "-id"]
         constraints = [
             # The database itself refuses a second credit of one bill.
@@ -162,7 +165,9 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}: {self.amount:+} ({self.kind})"
+        """«Пополнение +150,00 ₽» (the admin's titles, and the caption of a row on a
+        user's page)."""
+        return f"{capfirst(self.get_kind_display())} {money_format(self.amount, signed=True)}"
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from loguru import logger
 
 from backend.common.db import db_async
-from backend.common.money import CENT, MAX_AMOUNT, money_value
+from backend.common.money import CENT, MAX_AMOUNT, money_format, money_value
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.providers.base import Quote
 from backend.payments.vocabulary import BillStatus, ProviderName
@@ -55,7 +55,9 @@ def _money(amount: Decimal) -> Decimal:
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise BalanceError(_("the amount must be a finite Decimal"))
     if abs(amount) > MAX_AMOUNT:
-        raise BalanceError(_("the amount cannot exceed %(max)s") % {"max": MAX_AMOUNT})
+        raise BalanceError(
+            _("the amount cannot exceed %(max)s") % {"max": money_format(MAX_AMOUNT)}
+        )
     if amount != amount.quantize(CENT):
         raise BalanceError(_("the amount cannot have more than two decimal places"))
     return amount.quantize(CENT)
@@ -94,10 +96,12 @@ def _balance_change(
                     "the balance has changed: it was %(seen)s, now it is %(now)s; "
                     "check and try again"
                 )
-                % {"seen": expected_balance, "now": current}
+                % {"seen": money_format(expected_balance), "now": money_format(current)}
             )
         if amount > 0:
-            raise BalanceError(_("the balance cannot exceed %(max)s") % {"max": MAX_AMOUNT})
+            raise BalanceError(
+                _("the balance cannot exceed %(max)s") % {"max": money_format(MAX_AMOUNT)}
+            )
         raise BalanceError(_("the balance cannot go below zero"))
     balance_after = TelegramUser.objects.values_list("balance", flat=True).get(pk=user_id)
     return LedgerEntry.objects.create(
