@@ -79,7 +79,7 @@ def test_tenths_add_up_and_the_balance_can_be_cleared(boss):
     assert stored(user) == 20  # kopecks, an integer on every database
     assert balance(user) == Decimal("0.20")
     export = b"".join(boss.get(f"{LIST_URL}export/csv/").streaming_content).decode("utf-8-sig")
-    assert f"{user.telegram_id},,Тест,,0.20,0," in export
+    assert f'"{user.telegram_id}";"";"Тест";"";"0,20";"Нет";' in export
     assert adjust(boss, user, amount="-0,20").status_code == 302
     assert balance(user) == Decimal("0.00") == ledger_sum(user=user)
 

@@ -43,7 +43,7 @@ async def test_runbot_tops_up_and_stops_cleanly_on_sigterm(tg, qiwi, tmp_path):
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await export.communicate()
-    assert ",100.00," in out.decode().splitlines()[1]
+    assert ';"100,00";' in out.decode().splitlines()[1]
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert (tmp_path / "logs" / "bot.log") in written
