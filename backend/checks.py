@@ -8,6 +8,7 @@ The test suite runs no system checks, so its fallback key is not refused there.
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
 from backend.payments.vocabulary import ProviderName
 
@@ -55,6 +56,52 @@ def secret_key_check(app_configs, **kwargs) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+@register(Tags.database)
+def mysql_database_check(app_configs, databases=None, **kwargs) -> list[CheckMessage]:
+    """On MySQL, before `migrate` makes a table: the database's default character set
+    must be utf8mb4 (any name and emoji fit) with the binary collation (ids compare as
+    written: two charge ids that differ in case are two payments); and the server must
+    know the time zones (Django converts dates with CONVERT_TZ: the admin's date lists)."""
+    errors = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "mysql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT @@character_set_database, @@collation_database, "
+                "CONVERT_TZ('2000-01-01 00:00:00', 'UTC', %s)",
+                [settings.TIME_ZONE],
+            )
+            charset, collation, converted = cursor.fetchone()
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        if (charset, collation) != (settings.MYSQL_CHARSET, settings.MYSQL_COLLATION):
+            errors.append(
+                Error(
+                    f"the MySQL database {name} is {charset} / {collation}; the bot needs "
+                    f"{settings.MYSQL_CHARSET} / {settings.MYSQL_COLLATION}",
+                    hint=(
+                        f"Before the first migrate: ALTER DATABASE {name} CHARACTER SET "
+                        f"{settings.MYSQL_CHARSET} COLLATE {settings.MYSQL_COLLATION};"
+                    ),
+                    id="backend.E003",
+                )
+            )
+        if converted is None:
+            errors.append(
+                Error(
+                    f"the MySQL server does not know the time zone {settings.TIME_ZONE!r} "
+                    "(its time zone tables are empty)",
+                    hint=(
+                        "Load them once, as the server's root: "
+                        "mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql -u root mysql"
+                    ),
+                    id="backend.E004",
+                )
+            )
+    return errors
 
 
 def bot_settings_errors() -> list[str]:

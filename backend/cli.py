@@ -1,5 +1,5 @@
 """What `manage.py` and `runbot.py` run: Django's command line, with one line instead of
-a traceback when the PostgreSQL database that DATABASE_URL names does not exist.
+a traceback when the PostgreSQL or MySQL database that DATABASE_URL names does not exist.
 
 `runbot` connects once before it starts (so the bot does not start only to stop); any
 other command meets the missing database where it first connects. Commands that need
@@ -15,12 +15,16 @@ import re
 import shlex
 import sys
 
-_MISSING_DATABASE = re.compile(r'database "(?P<name>[^"]+)" does not exist')
+_MISSING_DATABASE = re.compile(
+    r'database "(?P<pg>[^"]+)" does not exist'  # PostgreSQL
+    r"|\(1049, \"Unknown database '(?P<mysql>[^']+)'\"\)"  # MySQL and MariaDB
+)
 
 
 def missing_database(error: BaseException) -> str | None:
     """The database's name when `error` (or what caused it) is PostgreSQL's "database
-    … does not exist" (psycopg2's error, or Django's OperationalError made from it)."""
+    … does not exist" or MySQL's "Unknown database …" (the driver's error, or Django's
+    OperationalError made from it)."""
     seen = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -28,7 +32,7 @@ def missing_database(error: BaseException) -> str | None:
         if type(current).__name__ == "OperationalError":
             match = _MISSING_DATABASE.search(str(current))
             if match:
-                return match.group("name")
+                return match.group("pg") or match.group("mysql")
         current = current.__cause__ or current.__context__
     return None
 
@@ -39,12 +43,20 @@ def missing_database_line(name: str) -> str:
 
     db = settings.DATABASES["default"]
     host = db.get("HOST") or "localhost"
-    port = db.get("PORT") or "5432"
     user = db.get("USER") or ""
-    createdb = ["createdb", "-h", host, "-p", str(port), *(["-U", user] if user else []), name]
+    if db["ENGINE"].endswith("mysql"):
+        server, port = "MySQL", db.get("PORT") or "3306"
+        create = [
+            *("mysql", "-h", host, "-P", str(port), *(["-u", user] if user else []), "-e"),
+            f"CREATE DATABASE `{name}` CHARACTER SET {settings.MYSQL_CHARSET} "
+            f"COLLATE {settings.MYSQL_COLLATION}",
+        ]
+    else:
+        server, port = "PostgreSQL", db.get("PORT") or "5432"
+        create = ["createdb", "-h", host, "-p", str(port), *(["-U", user] if user else []), name]
     return (
-        f'the PostgreSQL database "{name}" does not exist on {host}:{port}: create it first '
-        f"({shlex.join(createdb)}), or fix DATABASE_URL"
+        f'the {server} database "{name}" does not exist on {host}:{port}: create it first '
+        f"({shlex.join(create)}), or fix DATABASE_URL"
     )
 
 

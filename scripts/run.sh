@@ -57,6 +57,7 @@ if [ -e .env ] && ! chmod 600 .env; then
   echo "run.sh: warning: could not make .env readable by its owner only" >&2
 fi
 source scripts/venv.sh requirements.txt
+source scripts/db_driver.sh
 stop_if_asked
 PY=.venv/bin/python
 # A fresh clone has no BACKEND_SECRET_KEY: make a random one once and keep it in .env.

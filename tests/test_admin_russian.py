@@ -347,5 +347,13 @@ def test_postgresql_keeps_its_indexed_expression_and_sqlite_folds(db):
     sql = str(users_search(queryset=TelegramUser.objects.all(), term="ёлка").query)
     if connection.vendor == "postgresql":  # the expression of migration 0004's indexes
         assert 'UPPER("users_telegramuser"."username"::text) LIKE UPPER(' in sql
+    elif connection.vendor == "mysql":  # the plain column: its collation ignores case
+        assert "`users_telegramuser`.`username` LIKE ёлка%" in sql
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
+                "DATABASE() AND table_name = 'users_telegramuser' AND column_name = 'username'"
+            )
+            assert cursor.fetchone()[0] in ("utf8mb4_uca1400_as_ci", "utf8mb4_0900_as_ci")
     else:
         assert 'casefold("users_telegramuser"."username") LIKE casefold(' in sql

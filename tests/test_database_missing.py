@@ -1,8 +1,9 @@
-"""A DATABASE_URL naming a PostgreSQL database that does not exist: one line saying
-what to create, exit status 1, for `manage.py` commands and `runbot.py` alike.
+"""A DATABASE_URL naming a database that does not exist: one line saying what to create,
+exit status 1, for `manage.py` commands and `runbot.py` alike.
 
-Needs the PostgreSQL server at 127.0.0.1:5432 (CI starts it), also in the SQLite run:
-only the server is asked, no database is made."""
+Asks the MySQL server at 127.0.0.1:3306 in the MySQL run, else the PostgreSQL server at
+127.0.0.1:5432 (CI starts both), also in the SQLite run: only the server is asked, no
+database is made."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import subprocess
 import sys
 
 import pytest
+from django.db import connection
 
 from tests.constants import TOKEN
 from tests.helpers import ROOT, TEST_SECRET_KEY
 
-SERVER = ("127.0.0.1", 5432)
+MYSQL = connection.vendor == "mysql"
+SERVER = ("127.0.0.1", 3306 if MYSQL else 5432)
+URL = "mysql://root@127.0.0.1:3306/" if MYSQL else "postgres://postgres@127.0.0.1:5432/"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,7 @@ def missing_database() -> str:
         socket.create_connection(SERVER, timeout=5).close()
     except OSError:
         pytest.fail(
-            "these tests need the PostgreSQL server at 127.0.0.1:5432 (.ci/run starts it)",
+            f"these tests need the database server at 127.0.0.1:{SERVER[1]} (.ci/run starts it)",
             pytrace=False,
         )
     return f"topup_missing_{secrets.token_hex(4)}"
@@ -37,7 +41,7 @@ def run(args: list[str], database: str, tmp_path) -> subprocess.CompletedProcess
         **os.environ,
         "DEBUG": "false",
         "BACKEND_SECRET_KEY": TEST_SECRET_KEY,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "DATABASE_URL": URL + database,
         "TELEGRAM_API_TOKEN": TOKEN,
         "TELEGRAM_API_SERVER": "http://127.0.0.1:9",  # never reached
         "PAYMENT_PROVIDERS": "telegram",
@@ -57,10 +61,17 @@ def test_a_missing_database_is_one_line_naming_it(missing_database, tmp_path, ar
     done = run([str(ROOT / args[0]), *args[1:]], missing_database, tmp_path)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
+    if MYSQL:
+        create = (
+            f"mysql -h 127.0.0.1 -P 3306 -u root -e 'CREATE DATABASE `{missing_database}` "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin'"
+        )
+    else:
+        create = f"createdb -h 127.0.0.1 -p 5432 -U postgres {missing_database}"
+    server = "MySQL" if MYSQL else "PostgreSQL"
     assert lines == [
-        f'the PostgreSQL database "{missing_database}" does not exist on 127.0.0.1:5432: '
-        f"create it first (createdb -h 127.0.0.1 -p 5432 -U postgres {missing_database}), "
-        "or fix DATABASE_URL"
+        f'the {server} database "{missing_database}" does not exist on {SERVER[0]}:{SERVER[1]}: '
+        f"create it first ({create}), or fix DATABASE_URL"
     ], done.stderr
     assert done.stdout == ""
 

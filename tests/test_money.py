@@ -137,6 +137,10 @@ def test_the_balance_stops_at_its_documented_maximum(db):
 BEFORE = [("users", "0007_filter_indexes"), ("payments", "0005_telegram_payments")]
 
 
+@pytest.mark.skipif(
+    connection.vendor == "mysql",
+    reason="no MySQL database held rubles: MySQL came after the kopecks (an empty ALTER)",
+)
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_turns_stored_decimals_into_exact_kopecks():
     executor = MigrationExecutor(connection)

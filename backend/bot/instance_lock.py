@@ -2,18 +2,21 @@
 
 Two processes polling one token make Telegram answer 409 to both; a deploy overlap or
 an admin starting the bot twice does exactly that. The lock lives in the database
-itself: a PostgreSQL advisory lock held by a session of its own, or, on SQLite, an
-exclusive flock on a file beside the database file. Crediting never depended on this:
-it is exactly-once by itself; this keeps polling to one process.
+itself: a PostgreSQL advisory lock or a MySQL named lock (GET_LOCK), each held by a
+session of its own, or, on SQLite, an exclusive flock on a file beside the database
+file. A server restart ends the session and with it the lock: `held` sees that, and
+the runner takes the lock again (or waits for whoever took it first). Crediting never
+depended on this: it is exactly-once by itself; this keeps polling to one process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import connections
 
@@ -24,31 +27,40 @@ class InstanceLock(Protocol):
     async def release(self) -> None: ...
 
 
-class PostgresLock:
-    def __init__(self, key: int) -> None:
-        self._key = key
-        self._conn = None
+class SessionLock:
+    """A lock that lives as long as a database session of its own."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _try_lock(self, cursor: Any) -> bool:
+        raise NotImplementedError
 
     def _acquire(self) -> bool:
-        import psycopg2
-
-        if self._conn is None or self._conn.closed:
-            params = connections["default"].get_connection_params()
-            self._conn = psycopg2.connect(**params, application_name="topup-bot-lock")
-            self._conn.autocommit = True
-        with self._conn.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self._key])
-            got = cursor.fetchone()[0]
+        if self._conn is None:
+            self._conn = self._connect()
+        cursor = self._conn.cursor()
+        try:
+            got = self._try_lock(cursor)
+        finally:
+            cursor.close()
         if not got:
             self._close()
         return got
 
     def _held(self) -> bool:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None:
             return False
         try:
-            with self._conn.cursor() as cursor:
+            cursor = self._conn.cursor()
+            try:
                 cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
             return True
         except Exception:
             self._close()
@@ -58,6 +70,8 @@ class PostgresLock:
         if self._conn is not None:
             try:
                 self._conn.close()
+            except Exception:
+                pass  # a connection the server has cut is gone already
             finally:
                 self._conn = None
 
@@ -69,6 +83,51 @@ class PostgresLock:
 
     async def release(self) -> None:
         await asyncio.to_thread(self._close)  # ending the session frees the lock
+
+
+class PostgresLock(SessionLock):
+    def __init__(self, key: int) -> None:
+        super().__init__(str(key))
+        self._key = key
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        params = connections["default"].get_connection_params()
+        conn = psycopg2.connect(**params, application_name="topup-bot-lock")
+        conn.autocommit = True
+        return conn
+
+    def _try_lock(self, cursor: Any) -> bool:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [self._key])
+        return bool(cursor.fetchone()[0])
+
+
+class MySQLLock(SessionLock):
+    """GET_LOCK names are server-wide: the name carries the database's too."""
+
+    def _connect(self) -> Any:
+        import MySQLdb
+
+        params = connections["default"].get_connection_params()
+        params.pop("init_command", None)
+        conn = MySQLdb.connect(**params)
+        conn.autocommit(True)
+        return conn
+
+    def _try_lock(self, cursor: Any) -> bool:
+        cursor.execute("SELECT GET_LOCK(%s, 0)", [self._name])
+        return cursor.fetchone()[0] == 1
+
+
+def mysql_lock_name(database: str, bot_id: int) -> str:
+    """`topup:<database>:<bot id>`, the database part cut by a hash to fit GET_LOCK's
+    64 characters."""
+    name = f"topup:{database}:{bot_id}"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+    return f"topup:{digest}:{bot_id}"
 
 
 class FileLock:
@@ -99,5 +158,7 @@ def instance_lock(bot_id: int) -> InstanceLock:
     connection = connections["default"]
     if connection.vendor == "postgresql":
         return PostgresLock(key=bot_id)
+    if connection.vendor == "mysql":
+        return MySQLLock(mysql_lock_name(str(connection.settings_dict["NAME"]), bot_id))
     name = Path(str(connection.settings_dict["NAME"]))
     return FileLock(name.with_name(f"{name.name}.bot-{bot_id}.lock"))

@@ -17,8 +17,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from loguru import logger
@@ -366,6 +366,14 @@ def _balance_adjust(
 # --- payments the provider reports itself (Telegram) -----------------------------------
 
 
+def _bills_locked() -> QuerySet[Bill]:
+    """Bills with their users, selected FOR UPDATE of the bill's row only where the
+    database can say so; MariaDB locks the user's row too, which the credit that may
+    follow locks anyway, after the bill's, as every credit does."""
+    of = ("self",) if connections[Bill.objects.db].features.has_select_for_update_of else ()
+    return Bill.objects.select_related("user").select_for_update(of=of)
+
+
 @transaction.atomic
 def bill_pay_reported(
     *,
@@ -381,12 +389,7 @@ def bill_pay_reported(
     the bill (someone else's, another sum) is stored nowhere and reported as a mismatch,
     for people to look at: the money has been taken."""
     bill_id = bill_id[:64]  # Telegram's payload: whatever a client sent
-    bill = (
-        Bill.objects.select_related("user")
-        .select_for_update(of=("self",))
-        .filter(pk=bill_id)
-        .first()
-    )
+    bill = _bills_locked().filter(pk=bill_id).first()
     if bill is not None and bill.charge_id == charge_id:
         return BillTransition(bill=bill, changed=False)  # this payment, once more
     if bill is None or not _payment_matches(bill, telegram_id, currency, total):
@@ -445,7 +448,7 @@ def bill_refund_begin(*, bill_id: str, admin: AbstractBaseUser | None = None) ->
     in the ledger; refused below zero) and the bill is REFUNDING, before the provider is
     asked. A bill already REFUNDING (an earlier attempt had no clear answer) is returned
     as it is, to be asked again."""
-    bill = Bill.objects.select_related("user").select_for_update(of=("self",)).get(pk=bill_id)
+    bill = _bills_locked().get(pk=bill_id)
     if bill.status == Bill.Status.REFUNDING:
         return bill
     if bill.status != Bill.Status.PAID or bill.invoice_currency != "XTR" or not bill.charge_id:
@@ -479,7 +482,7 @@ def bill_refund_finish(*, bill_id: str) -> Bill:
 def bill_refund_cancel(*, bill_id: str, error: str, admin: AbstractBaseUser | None = None) -> Bill:
     """The provider refused the refund: the bill is PAID again and the balance gets its
     amount back (an adjustment row beside the refund row: the ledger is never edited)."""
-    bill = Bill.objects.select_related("user").select_for_update(of=("self",)).get(pk=bill_id)
+    bill = _bills_locked().get(pk=bill_id)
     if bill.status != Bill.Status.REFUNDING:
         return bill
     _balance_change(

@@ -8,7 +8,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
-from django.db.models import QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -94,9 +94,10 @@ class ReadOnlyInline(admin.TabularInline):
 
     def latest_of(self, queryset: QuerySet, user: TelegramUser) -> QuerySet:
         """The user's latest rows (the formset filters by user again, and cannot take a
-        sliced queryset: hence the subquery)."""
-        latest = queryset.filter(user=user).order_by("-created_at", "-pk").values("pk")
-        return queryset.filter(pk__in=Subquery(latest[:INLINE_ROWS]))
+        sliced queryset: hence their keys, read first: MySQL takes no LIMIT in an IN
+        subquery)."""
+        latest = queryset.filter(user=user).order_by("-created_at", "-pk").values_list("pk")
+        return queryset.filter(pk__in=[pk for (pk,) in latest[:INLINE_ROWS]])
 
 
 class LedgerInline(LedgerColumns, ReadOnlyInline):

@@ -3,8 +3,9 @@
 Django's paginator runs `COUNT(*)` of the listed rows on every page: ~100 ms for the
 whole table at a million users, more for a filter without an index. Here:
 
-- the unfiltered list of a big table (PostgreSQL) takes the planner's row estimate
-  (`pg_class.reltuples`, kept by autovacuum), shown as «≈ N»;
+- the unfiltered list of a big table takes the planner's row estimate, shown as «≈ N»:
+  PostgreSQL's `pg_class.reltuples` (kept by autovacuum), MySQL's
+  `information_schema.tables.table_rows` (InnoDB's sampled statistics);
 - any other list counts at most `cap` + 1 rows (`COUNT(*)` over a LIMITed subquery):
   exact up to the cap, «N+» above it (the users admin raises the cap with the page
   asked for, so the pages after it stay reachable).
@@ -53,17 +54,27 @@ class CappedCountPaginator(Paginator):
         return {"estimate": f"≈ {number}", "capped": f"{number}+"}.get(self.count_kind, number)
 
 
+ESTIMATE_SQL = {
+    "postgresql": "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+    "mysql": (
+        "SELECT table_rows FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name = %s"
+    ),
+}
+
+
 def _table_estimate(queryset: QuerySet) -> int | None:
-    """The planner's row count of the table when `queryset` is all of it (PostgreSQL),
-    else None. -1 (never analysed) is None too."""
+    """The planner's row count of the table when `queryset` is all of it (PostgreSQL,
+    MySQL), else None. -1 (never analysed) and NULL are None too."""
     query = queryset.query
     connection = connections[queryset.db]
-    if connection.vendor != "postgresql" or query.where or query.distinct or query.is_sliced:
+    sql = ESTIMATE_SQL.get(connection.vendor)
+    if sql is None or query.where or query.distinct or query.is_sliced:
         return None
+    table = queryset.model._meta.db_table
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-            [connection.ops.quote_name(queryset.model._meta.db_table)],
-        )
+        cursor.execute(sql, [table])
         row = cursor.fetchone()
-    return row[0] if row and row[0] >= 0 else None
+    return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None

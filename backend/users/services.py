@@ -31,10 +31,12 @@ def user_upsert(
 ) -> TelegramUser:
     """Create the user on first contact, refresh names and last-seen time afterwards.
 
-    One statement (INSERT … ON CONFLICT DO UPDATE … RETURNING, on PostgreSQL and SQLite
-    alike): it runs for every update the bot gets, where the ORM's `update_or_create`
-    took a transaction, a row lock and up to six round trips. Balance and block are
-    never written here; the stored ones come back.
+    One statement (INSERT … ON CONFLICT DO UPDATE … RETURNING on PostgreSQL and SQLite,
+    INSERT … ON DUPLICATE KEY UPDATE … RETURNING on MariaDB; MySQL, which has no
+    RETURNING, reads the row back with a second): it runs for
+    every update the bot gets, where the ORM's `update_or_create` took a transaction, a
+    row lock and up to six round trips. Balance and block are never written here; the
+    stored ones come back.
     """
     values = {
         "telegram_id": telegram_id,
@@ -53,6 +55,8 @@ def user_upsert(
     params = [field.get_db_prep_save(values[field.name], connection) for field in fields[1:]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if not connection.features.can_return_columns_from_insert:  # MySQL
+            cursor.execute(_read_back(connection, fields), [telegram_id])
         row = cursor.fetchone()
     return _user_from_row(connection, fields, row)
 
@@ -83,6 +87,17 @@ def _build_upsert_sql(connection: BaseDatabaseWrapper) -> tuple[str, list[Field]
     # statements in one message run as one transaction): a crash may lose the last
     # moments of names and last-seen times, never money, and any later synchronous
     # commit (every bill and ledger write) flushes these rows first.
+    if connection.vendor == "mysql":
+        updates = [f"{q(c)} = VALUES({q(c)})" for c in _UPDATED_ON_CONFLICT]
+        updates.append(f"{q('bot_blocked_at')} = NULL")
+        sql = (
+            f"INSERT INTO {q(meta.db_table)} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * (len(fields) - 1))}) "
+            f"ON DUPLICATE KEY UPDATE {', '.join(updates)}"
+        )
+        if connection.features.can_return_columns_from_insert:  # MariaDB
+            sql += f" RETURNING {', '.join(q(f.column) for f in fields)}"
+        return sql, fields
     prefix = "SET LOCAL synchronous_commit TO OFF; " if connection.vendor == "postgresql" else ""
     sql = prefix + (
         f"INSERT INTO {q(meta.db_table)} ({columns}) "
@@ -91,6 +106,14 @@ def _build_upsert_sql(connection: BaseDatabaseWrapper) -> tuple[str, list[Field]
         f"RETURNING {', '.join(q(f.column) for f in fields)}"
     )
     return sql, fields
+
+
+def _read_back(connection: BaseDatabaseWrapper, fields: list[Field]) -> str:
+    q = connection.ops.quote_name
+    return (
+        f"SELECT {', '.join(q(f.column) for f in fields)} "
+        f"FROM {q(TelegramUser._meta.db_table)} WHERE {q('telegram_id')} = %s"
+    )
 
 
 def _user_from_row(
