@@ -30,6 +30,7 @@ PARTS = (
     "runbot.py",
     "requirements.txt",
     "requirements-dev.txt",
+    "requirements-mysql.txt",
     ".env.example",
 )
 # Read by run.sh, gunicorn's config or the settings, yet not (all) in .env.example.
@@ -65,7 +66,7 @@ def copy_project(dest: Path) -> Path:
     for entry in venv.iterdir():
         if not entry.name.startswith(".installed-"):
             (dest / ".venv" / entry.name).symlink_to(entry)
-    for requirements in ("requirements.txt", "requirements-dev.txt"):
+    for requirements in ("requirements.txt", "requirements-dev.txt", "requirements-mysql.txt"):
         (dest / ".venv" / f".installed-{requirements}").touch()
     return dest
 

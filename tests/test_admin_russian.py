@@ -343,7 +343,7 @@ def test_the_bills_list_offers_a_refund_only_with_telegram_payments_on(
     assert ("Вернуть оплату в Telegram Stars" in dict(actions).values()) is refund
 
 
-def test_postgresql_keeps_its_indexed_expression_and_sqlite_folds(db):
+def test_each_database_searches_with_its_own_case_insensitive_sql(db):
     sql = str(users_search(queryset=TelegramUser.objects.all(), term="ёлка").query)
     if connection.vendor == "postgresql":  # the expression of migration 0004's indexes
         assert 'UPPER("users_telegramuser"."username"::text) LIKE UPPER(' in sql

@@ -56,8 +56,8 @@ TITLES = [
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="COPY is PostgreSQL's; SQLite exports by the Python path (the PostgreSQL run "
-    "of CI covers these)",
+    reason="COPY is PostgreSQL's; SQLite and MySQL export by the Python path (the "
+    "PostgreSQL run of CI covers these)",
 )
 
 # (username, first name, last name): every way a text can trouble a CSV or a spreadsheet.
@@ -258,6 +258,21 @@ def test_a_client_that_leaves_cancels_the_copy_and_the_connection_goes_on(admin_
     assert TelegramUser.objects.count() == 30_000  # the connection still works
     body = b"".join(admin_client.get(CSV_URL, {"q": "user2999"}).streaming_content)
     assert body.count(b"\r\n") == 1 + 11  # user2999, user29990…user29999
+
+
+# --- the same bytes from every database ----------------------------------------------
+
+EXPECTED = ROOT / "tests" / "data"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_database_exports_the_same_bytes(admin_client, tricky, settings, dialect):
+    """The admin's CSV of the tricky users, the same file on PostgreSQL (COPY), MySQL and
+    SQLite (the Python path): tests/data/tricky-users.<dialect>.csv, written once from
+    this test's output on SQLite and read by the three CI runs."""
+    settings.EXPORT_CSV_DIALECT = dialect
+    body = b"".join(admin_client.get(CSV_URL).streaming_content)
+    assert body == (EXPECTED / f"tricky-users.{dialect}.csv").read_bytes()
 
 
 # --- what each dialect holds (either path) ---------------------------------------------

@@ -6,9 +6,11 @@ sides instead: a Python function (`str.casefold`) that `register_sqlite_casefold
 gives every new SQLite connection (the `connection_created` signal, connected by the
 users app). On every other database it *is* `istartswith` — on PostgreSQL
 `UPPER(col::text) LIKE UPPER('term%')`, the expression that the indexes of
-backend/users/migrations/0004_search_indexes.py serve.
+backend/users/migrations/0004_search_indexes.py serve; on MySQL `col LIKE 'term%'`,
+case-insensitive by the searched columns' collation
+(backend/users/migrations/0009_mysql_search_and_filters.py).
 
-«ё» and «е» stay different letters on both databases: making them one would need new
+«ё» and «е» stay different letters on all three: making them one would need new
 expression indexes on PostgreSQL.
 """
 
