@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
 from dotenv import dotenv_values
 
 from tests.constants import QIWI_KEY, TOKEN
@@ -164,6 +166,47 @@ async def test_run_sh_serves_both_and_stops_everything_on_sigterm(
     out, err = run.output()
     assert len(BANNER.findall(out)) == 1
     assert "bot stopped" in err, err[-4000:]  # the whole end, to see why if it ever fails
+
+
+@pytest.fixture
+def server_database():
+    """A new, empty database on the server of this run — MySQL in the MySQL run,
+    PostgreSQL otherwise — made as the README says; its DATABASE_URL. Dropped after."""
+    name = f"topup_run_{secrets.token_hex(4)}"
+    if connection.vendor == "mysql":
+        command = ["mysql", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e"]
+        subprocess.run(
+            [*command, f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"],
+            check=True,
+        )
+        yield f"mysql://root@127.0.0.1:3306/{name}"
+        subprocess.run([*command, f"DROP DATABASE {name}"], check=True)
+    else:
+        psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc"]
+        subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True)
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+        subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
+
+
+async def test_run_sh_on_a_database_server(project, tg, qiwi, tmp_path, runs, server_database):
+    """The README's MySQL (or PostgreSQL) setup: DATABASE_URL in .env, then run.sh."""
+    with (project / ".env").open("a") as env_file:
+        env_file.write(f"DATABASE_URL={server_database}\n")
+    env = project_env(project, tg, qiwi)
+    run = await Run(project, env, tmp_path).start(runs)
+    try:
+        host, port, _ = await run.ready(tg)
+        user = tg.user(4711)
+        tg.send_text(user, "/start")
+        assert (await tg.wait_call("sendMessage")).params["chat_id"] == 4711
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"GET /admin/login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    finally:
+        run.process.send_signal(signal.SIGTERM)
+    assert await run.wait() == 0, run
+    assert not (project / "db.sqlite3").exists()  # the server's database, not the file
 
 
 async def test_the_env_file_is_private_and_its_empty_key_line_is_filled(
