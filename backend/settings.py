@@ -4,6 +4,7 @@ A `.env` file in the project root is loaded first; variables already set in the
 real environment win over it. `.env.example` lists every variable.
 """
 
+import base64
 import os
 import sys
 import tempfile
@@ -367,7 +368,7 @@ YOOKASSA_RETURN_URL = env("YOOKASSA_RETURN_URL")
 YOOKASSA_TIMEOUT_SECONDS = env_int("YOOKASSA_TIMEOUT_SECONDS", 15)
 BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
-BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI requests at once
+BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI/YooKassa requests at once
 BOT_UPDATE_CONCURRENCY = env_int("BOT_UPDATE_CONCURRENCY", 64)  # updates handled at once
 MIN_AMOUNT = Decimal(env_int("MIN_AMOUNT", 1))
 MAX_AMOUNT = Decimal(env_int("MAX_AMOUNT", 100000))
@@ -404,6 +405,10 @@ LOGGING = {
         TELEGRAM_API_TOKEN,
         QIWI_SECRET_KEY,
         YOOKASSA_SECRET_KEY,
+        # the Basic authorization YooKassa's requests carry: as secret as the key
+        base64.b64encode(f"{YOOKASSA_SHOP_ID}:{YOOKASSA_SECRET_KEY}".encode()).decode()
+        if YOOKASSA_SECRET_KEY
+        else "",
         TELEGRAM_PAYMENTS_PROVIDER_TOKEN,
         WEBHOOK_SECRET,
     ],

@@ -2,6 +2,9 @@
 the YooKassa adapter against the fake YooKassa, a real database."""
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,6 +15,7 @@ from django.test import override_settings
 
 from backend.bot import texts
 from backend.checks import bot_settings_errors
+from backend.payments import services
 from backend.payments.flows import bill_check
 from backend.payments.models import Bill
 from backend.payments.providers import providers_from_settings
@@ -27,6 +31,7 @@ from backend.payments.vocabulary import BillStatus
 from tests.constants import ADMIN_ID, YOOKASSA_BASIC, YOOKASSA_KEY, YOOKASSA_SHOP_ID
 from tests.fakes import BOT_USER
 from tests.helpers import (
+    ROOT,
     ask_to_pay,
     button,
     db_bills,
@@ -468,3 +473,58 @@ async def test_the_registry_makes_the_adapter_from_the_settings(yookassa):
     await provider.close()
     confirmation = yookassa.payments[payment.charge_id]["confirmation"]
     assert confirmation["return_url"] == "https://example.com/thanks"
+
+
+# --- the admin's «check now» ----------------------------------------------------------------
+
+
+async def test_the_admins_check_now_asks_yookassa_and_credits_once(
+    boss_client, settings, tg, yookassa
+):
+    settings.PAYMENT_PROVIDERS = ["yookassa"]
+    settings.YOOKASSA_SHOP_ID, settings.YOOKASSA_SECRET_KEY = YOOKASSA_SHOP_ID, YOOKASSA_KEY
+    settings.YOOKASSA_API_URL = yookassa.api_url
+    bill = await stale_new_bill(7014)
+    adapter = YooKassaProvider(
+        shop_id=YOOKASSA_SHOP_ID,
+        secret_key=YOOKASSA_KEY,
+        api_url=yookassa.api_url,
+        return_url="https://example.com/back",
+    )
+    remote = await create(adapter, bill_id=bill.pk, amount="80")
+    await adapter.close()
+    await sync_to_async(services.bill_mark_created)(
+        bill_id=bill.pk,
+        pay_url=remote.pay_url,
+        provider_status=remote.provider_status,
+        charge_id=remote.charge_id,
+    )
+    yookassa.set_status(remote.charge_id, "succeeded")
+    for _ in range(2):
+        response = await boss_client.post(
+            "/admin/payments/bill/",
+            {"action": "check_now", "_selected_action": [bill.pk]},
+            follow=True,
+        )
+        assert response.status_code == 200
+    note = await tg.wait_call("sendMessage")
+    assert note.params["chat_id"] == 7014 and PAID in note.params["text"]
+    assert (await db_user(7014)).balance == Decimal("80.00")
+    assert len(await db_ledger(7014)) == 1
+    gets = [r.object_id for r in yookassa.requests if r.method == "GET"]
+    assert gets == [remote.charge_id]  # asked by its payment id; once paid, not again
+
+
+def test_the_key_and_its_basic_authorization_are_redacted_in_the_logs():
+    """settings.py hands both to the log setup, as it does the QIWI key."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backend.settings",
+        "YOOKASSA_SHOP_ID": YOOKASSA_SHOP_ID,
+        "YOOKASSA_SECRET_KEY": YOOKASSA_KEY,
+    }
+    code = "from django.conf import settings; print(*settings.LOGGING['secrets'], sep='\\n')"
+    printed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert YOOKASSA_KEY in printed and YOOKASSA_BASIC in printed
