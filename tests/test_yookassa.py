@@ -334,6 +334,35 @@ async def test_a_429_slows_the_poller_down_and_the_payment_is_credited(start, tg
     assert (await db_user(7012)).balance == Decimal("150.00")
 
 
+@pytest.mark.parametrize(
+    ("fault", "logged"),
+    [
+        ({"status": 500}, "HTTP 500"),
+        ({"status": 200, "body": "{not json"}, "not a JSON object"),
+        ({"status": 502, "delay": 3}, "no answer in time"),
+    ],
+)
+async def test_a_failed_poll_is_logged_and_the_next_round_credits(
+    start, tg, yookassa, log_dir, fault, logged
+):
+    process = await start()
+    await open_bill(tg, tg.user(7015), "160")
+    payment = await payment_for(yookassa, 7015)
+    await process.stop()
+    yookassa.set_status(payment["id"], "succeeded")
+    yookassa.fail_next("GET", **fault)
+    await start(qiwi_timeout=1, **FAST)
+    note = await tg.wait_call("sendMessage", timeout=8)
+    assert PAID in note.params["text"]
+    [bill] = await db_bills(7015)
+    lines = (log_dir / "bot.log").read_text("utf-8").splitlines()
+    assert [line for line in lines if f"bill {bill.pk} not checked" in line and logged in line]
+    gets = [r for r in yookassa.requests if r.method == "GET"]
+    assert [r.failed for r in gets[:2]] == [True, False]
+    assert (await db_user(7015)).balance == Decimal("160.00")
+    assert len(await db_ledger(7015)) == 1
+
+
 # --- the adapter alone ------------------------------------------------------------------
 
 
