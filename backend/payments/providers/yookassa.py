@@ -162,7 +162,14 @@ class YooKassaProvider:
             return self._return_url
         if self._bot is None:
             raise ProviderError("YOOKASSA_RETURN_URL is not set, and there is no bot to link to")
-        me = await self._bot.me()  # getMe, once: aiogram keeps the answer
+        from aiogram.exceptions import AiogramError
+
+        try:
+            me = await self._bot.me()  # getMe, once: aiogram keeps the answer
+        except AiogramError as e:  # its message may hold the URL, and the URL the token
+            raise ProviderError(
+                f"YOOKASSA_RETURN_URL is not set, and getMe failed ({type(e).__name__})"
+            ) from None
         if not me.username:
             raise ProviderError("YOOKASSA_RETURN_URL is not set, and the bot has no username")
         return f"https://t.me/{me.username}"
