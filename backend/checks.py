@@ -107,8 +107,9 @@ def mysql_database_check(app_configs, databases=None, **kwargs) -> list[CheckMes
 def bot_settings_errors() -> list[str]:
     """What stops `runbot` before it talks to anyone, one line each, in its words: the
     token (present and shaped like `<digits>:<secret>`, aiogram's rule), the QIWI key
-    when QIWI is a way to pay, and the webhook settings in webhook mode. runbot and
-    scripts/run.sh ask this before they start anything."""
+    when QIWI is a way to pay, YooKassa's shop id and key when YooKassa is, and the
+    webhook settings in webhook mode. runbot and scripts/run.sh ask this before they
+    start anything."""
     errors = []
     token = settings.TELEGRAM_API_TOKEN
     if not token:
@@ -119,6 +120,10 @@ def bot_settings_errors() -> list[str]:
             errors.append("TELEGRAM_API_TOKEN is not a bot token (get one from @BotFather)")
     if ProviderName.QIWI in settings.PAYMENT_PROVIDERS and not settings.QIWI_SECRET_KEY:
         errors.append("QIWI_SECRET_KEY is not set: put it into .env or the environment")
+    if ProviderName.YOOKASSA in settings.PAYMENT_PROVIDERS:
+        for name in ("YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"):
+            if not getattr(settings, name):
+                errors.append(f"{name} is not set: put it into .env or the environment")
     from backend.bot.config import webhook_config_from_settings
 
     try:

@@ -4,6 +4,7 @@ A `.env` file in the project root is loaded first; variables already set in the
 real environment win over it. `.env.example` lists every variable.
 """
 
+import base64
 import os
 import sys
 import tempfile
@@ -336,7 +337,8 @@ ADMIN_TELEGRAM_IDS = [int(i) for i in env_list("ADMIN_TELEGRAM_IDS") if i.lstrip
 ADMIN_SITE_URL = env("ADMIN_SITE_URL", "http://127.0.0.1:8000/admin/")
 
 # --- payments ------------------------------------------------------------------------
-# The ways to pay, in the order the user sees them: names of ProviderName (qiwi, telegram).
+# The ways to pay, in the order the user sees them: names of ProviderName (qiwi,
+# telegram, yookassa).
 PAYMENT_PROVIDERS = env_list("PAYMENT_PROVIDERS", ProviderName.QIWI)
 if not PAYMENT_PROVIDERS or set(PAYMENT_PROVIDERS) - set(ProviderName):
     raise ImproperlyConfigured(
@@ -357,9 +359,16 @@ if not RUBLES_PER_STAR.is_finite() or RUBLES_PER_STAR <= 0:
 QIWI_SECRET_KEY = env("QIWI_SECRET_KEY")
 QIWI_API_URL = env("QIWI_API_URL", "https://api.qiwi.com")
 QIWI_TIMEOUT_SECONDS = env_int("QIWI_TIMEOUT_SECONDS", 15)
+# YooKassa (backend/payments/providers/yookassa.py): the shop's id and secret key.
+YOOKASSA_SHOP_ID = env("YOOKASSA_SHOP_ID")
+YOOKASSA_SECRET_KEY = env("YOOKASSA_SECRET_KEY")
+YOOKASSA_API_URL = env("YOOKASSA_API_URL", "https://api.yookassa.ru/v3")
+# Where the payment page sends the user back; empty: the bot's t.me link (from getMe).
+YOOKASSA_RETURN_URL = env("YOOKASSA_RETURN_URL")
+YOOKASSA_TIMEOUT_SECONDS = env_int("YOOKASSA_TIMEOUT_SECONDS", 15)
 BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
-BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI requests at once
+BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI/YooKassa requests at once
 BOT_UPDATE_CONCURRENCY = env_int("BOT_UPDATE_CONCURRENCY", 64)  # updates handled at once
 MIN_AMOUNT = Decimal(env_int("MIN_AMOUNT", 1))
 MAX_AMOUNT = Decimal(env_int("MAX_AMOUNT", 100000))
@@ -395,6 +404,11 @@ LOGGING = {
     "secrets": [
         TELEGRAM_API_TOKEN,
         QIWI_SECRET_KEY,
+        YOOKASSA_SECRET_KEY,
+        # the Basic authorization YooKassa's requests carry: as secret as the key
+        base64.b64encode(f"{YOOKASSA_SHOP_ID}:{YOOKASSA_SECRET_KEY}".encode()).decode()
+        if YOOKASSA_SECRET_KEY
+        else "",
         TELEGRAM_PAYMENTS_PROVIDER_TOKEN,
         WEBHOOK_SECRET,
     ],

@@ -16,8 +16,16 @@ from loguru import logger
 
 from backend import log_setup
 from backend.bot.config import BotConfig, WebhookConfig
-from tests.constants import ADMIN_ID, PROVIDER_TOKEN, QIWI_KEY, TOKEN
-from tests.fakes import FakeQiwi, FakeTelegram
+from tests.constants import (
+    ADMIN_ID,
+    PROVIDER_TOKEN,
+    QIWI_KEY,
+    TOKEN,
+    YOOKASSA_BASIC,
+    YOOKASSA_KEY,
+    YOOKASSA_SHOP_ID,
+)
+from tests.fakes import FakeQiwi, FakeTelegram, FakeYooKassa
 from tests.helpers import ROOT, BotProcess, tracked_files, written_files
 
 
@@ -27,7 +35,7 @@ def session_logs(tmp_path_factory):
     A module may override `log_dir` (tests/test_deploy_security.py does); no session
     fixture may depend on a name a module overrides, so they depend on this one."""
     path = tmp_path_factory.mktemp("logs")
-    log_setup.setup({"level": "DEBUG", "dir": path, "secrets": [TOKEN, QIWI_KEY]})
+    log_setup.setup({"level": "DEBUG", "dir": path, "secrets": [TOKEN, QIWI_KEY, YOOKASSA_KEY]})
     return path
 
 
@@ -40,7 +48,7 @@ def log_dir(session_logs):
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_written(session_logs):
     """Sets the logs up before the first test. After the last test, whatever order the
-    tests ran in: neither secret is in any file under the project or the logs folder —
+    tests ran in: no secret is in any file under the project or the logs folder —
     logs, tracebacks, crash files a library dropped. A leak fails the run as an error at
     the teardown of the last test."""
     # bot.log is there however few tests run, and however few of them log.
@@ -51,7 +59,7 @@ def no_secret_written(session_logs):
     leaks = [
         path
         for path in files
-        for secret in (TOKEN, QIWI_KEY, PROVIDER_TOKEN)
+        for secret in (TOKEN, QIWI_KEY, PROVIDER_TOKEN, YOOKASSA_KEY, YOOKASSA_BASIC)
         if secret.encode() in path.read_bytes()
     ]
     assert leaks == []
@@ -95,6 +103,13 @@ async def qiwi() -> AsyncIterator[FakeQiwi]:
 
 
 @pytest.fixture
+async def yookassa() -> AsyncIterator[FakeYooKassa]:
+    async with FakeYooKassa(shop_id=YOOKASSA_SHOP_ID, secret_key=YOOKASSA_KEY) as fake:
+        yield fake
+    assert not fake.unexpected, f"calls the fake YooKassa does not know: {fake.unexpected}"
+
+
+@pytest.fixture
 def config() -> BotConfig:
     return BotConfig(
         admin_ids=frozenset({ADMIN_ID}),
@@ -126,6 +141,7 @@ async def make_bot(transactional_db, tg, qiwi, config):
         webhook: WebhookConfig | None = None,
         redis_url: str = "",
         redis_prefix: str = "topup-test",
+        yookassa: FakeYooKassa | None = None,
         **changes,
     ) -> BotProcess:
         process = BotProcess(
@@ -137,6 +153,7 @@ async def make_bot(transactional_db, tg, qiwi, config):
             telegram_payments,
             redis_url,
             redis_prefix,
+            yookassa,
         )
         await process.start(polling=polling, webhook=webhook)
         started.append(process)

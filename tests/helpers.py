@@ -21,8 +21,8 @@ from backend.bot.shared_state import shared_state
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.providers import providers_from_settings
 from backend.users.models import TelegramUser
-from tests.constants import QIWI_KEY, TOKEN
-from tests.fakes import FakeQiwi, FakeTelegram
+from tests.constants import QIWI_KEY, TOKEN, YOOKASSA_KEY, YOOKASSA_SHOP_ID
+from tests.fakes import FakeQiwi, FakeTelegram, FakeYooKassa
 from tests.fakes._server import now_iso
 
 
@@ -119,8 +119,10 @@ class BotProcess:
         telegram_payments: dict | None = None,
         redis_url: str = "",
         redis_prefix: str = "topup-test",
+        yookassa: FakeYooKassa | None = None,
     ) -> None:
         self.tg, self.qiwi, self.config = tg, qiwi, config
+        self.yookassa = yookassa
         self.redis_url, self.redis_prefix = redis_url, redis_prefix
         self.qiwi_timeout = qiwi_timeout
         self.payments = payments
@@ -146,6 +148,11 @@ class BotProcess:
             TELEGRAM_PAYMENTS_PROVIDER_TOKEN=self.telegram_payments["provider_token"],
             TELEGRAM_PAYMENTS_CURRENCY=self.telegram_payments["currency"],
             RUBLES_PER_STAR=self.telegram_payments["rubles_per_star"],
+            YOOKASSA_SHOP_ID=YOOKASSA_SHOP_ID,
+            YOOKASSA_SECRET_KEY=YOOKASSA_KEY,
+            YOOKASSA_API_URL=self.yookassa.api_url if self.yookassa else "http://127.0.0.1:9",
+            YOOKASSA_RETURN_URL="",  # the bot's t.me link, from getMe
+            YOOKASSA_TIMEOUT_SECONDS=self.qiwi_timeout,
         ):
             providers = providers_from_settings(bot)
         self.shared = shared_state(

@@ -1,12 +1,15 @@
-"""Self-tests for tests/fakes: real aiogram and real pyqiwip2p against the fake servers."""
+"""Self-tests for tests/fakes: real aiogram and real pyqiwip2p against the fake servers,
+and plain HTTP against the fake YooKassa."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
@@ -24,7 +27,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from pyqiwip2p import AioQiwiP2P
 from pyqiwip2p.p2p_types import QiwiError
 
-from tests.fakes import FakeQiwi, FakeTelegram, make_secret_key
+from tests.fakes import FakeQiwi, FakeTelegram, FakeYooKassa, make_secret_key
 
 pytestmark = pytest.mark.asyncio
 
@@ -215,3 +218,94 @@ async def test_qiwi_errors(qiwi: FakeQiwi, tmp_path: Path, monkeypatch: pytest.M
             await intruder.check("nope")
         assert exc.value.error_code == "auth.unauthorized"
     assert all(r.failed for r in qiwi.requests)
+
+
+# --- the fake YooKassa, asked over plain HTTP -----------------------------------------
+
+
+@pytest_asyncio.fixture
+async def yookassa() -> AsyncIterator[FakeYooKassa]:
+    async with FakeYooKassa(shop_id="100500", secret_key="test_k") as fake:
+        yield fake
+
+
+def yookassa_payment(value: str = "100.00", **changes) -> dict:
+    return {
+        "amount": {"value": value, "currency": "RUB"},
+        "capture": True,
+        "confirmation": {"type": "redirect", "return_url": "https://t.me/bot"},
+        "description": "top-up",
+        "metadata": {"bill_id": "b1"},
+        **changes,
+    }
+
+
+def yookassa_auth(secret: str = "test_k") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"100500:{secret}".encode()).decode()}
+
+
+async def yookassa_call(
+    fake: FakeYooKassa,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    *,
+    key: str | None = "k1",
+    secret: str = "test_k",
+) -> tuple[int, dict]:
+    headers = {"Idempotence-Key": key} if key else {}
+    async with (
+        aiohttp.ClientSession(headers=yookassa_auth(secret)) as session,
+        session.request(method, fake.api_url + path, json=body, headers=headers) as answer,
+    ):
+        return answer.status, await answer.json()
+
+
+async def test_yookassa_idempotence_key_auth_and_amounts(yookassa: FakeYooKassa) -> None:
+    status, made = await yookassa_call(yookassa, "POST", "/payments", yookassa_payment())
+    assert status == 200 and made["status"] == "pending" and not made["paid"]
+    assert made["confirmation"]["confirmation_url"].endswith(made["id"])
+    # The same key and body: the same payment; another body: YooKassa's 400.
+    assert await yookassa_call(yookassa, "POST", "/payments", yookassa_payment()) == (200, made)
+    status, error = await yookassa_call(yookassa, "POST", "/payments", yookassa_payment("101.00"))
+    assert status == 400 and error["type"] == "error" and error["code"] == "invalid_request"
+    assert error["parameter"] == "Idempotence-Key" and len(yookassa.payments) == 1
+    status, error = await yookassa_call(yookassa, "POST", "/payments", yookassa_payment(), key=None)
+    assert (status, error["parameter"]) == (400, "Idempotence-Key")
+    for value in ("100", "100.5", "100.000", "1e2", "-1.00", "0.00"):
+        status, error = await yookassa_call(
+            yookassa, "POST", "/payments", yookassa_payment(value), key=value
+        )
+        assert (status, error["parameter"]) == (400, "amount.value"), value
+    for field, value in (("capture", False), ("confirmation", {"type": "embedded"})):
+        body = yookassa_payment(**{field: value})
+        status, error = await yookassa_call(yookassa, "POST", "/payments", body, key=field)
+        assert status == 400 and error["parameter"].startswith(field)
+    status, error = await yookassa_call(
+        yookassa, "GET", f"/payments/{made['id']}", secret="test_other", key=None
+    )
+    assert (status, error["code"]) == (401, "invalid_credentials")
+    assert len(yookassa.payments) == 1 and yookassa.unexpected == []
+
+
+async def test_yookassa_statuses_cancel_and_events(yookassa: FakeYooKassa) -> None:
+    _, made = await yookassa_call(yookassa, "POST", "/payments", yookassa_payment())
+    cancel = f"/payments/{made['id']}/cancel"
+    status, error = await yookassa_call(yookassa, "POST", cancel, {}, key="c1")
+    assert status == 400 and "pending" in error["description"]  # only waiting_for_capture
+    yookassa.set_status(made["id"], "waiting_for_capture")
+    status, cancelled = await yookassa_call(yookassa, "POST", cancel, {}, key="c2")
+    assert status == 200 and cancelled["status"] == "canceled"
+    assert cancelled["cancellation_details"]["reason"] == "canceled_by_merchant"
+    assert [e.event for e in yookassa.events] == ["payment.waiting_for_capture", "payment.canceled"]
+    status, got = await yookassa_call(yookassa, "GET", f"/payments/{made['id']}", key=None)
+    assert (status, got["status"]) == (200, "canceled")
+    status, _ = await yookassa_call(yookassa, "GET", "/payments/nope", key=None)
+    assert status == 404
+    yookassa.fail_next("GET", status=429, headers={"Retry-After": "3"})
+    async with (
+        aiohttp.ClientSession(headers=yookassa_auth()) as session,
+        session.get(yookassa.api_url + f"/payments/{made['id']}") as answer,
+    ):
+        assert answer.status == 429 and answer.headers["Retry-After"] == "3"
+        assert (await answer.json())["code"] == "too_many_requests"

@@ -19,7 +19,7 @@ class BotConfig:
     max_amount: Decimal
     bill_lifetime: timedelta
     poll_interval: float
-    poll_concurrency: int = 64  # bills asked about at QIWI at once
+    poll_concurrency: int = 64  # bills asked about at a polled provider at once
     max_open_bills: int = 3
     flood_rate: float = 2.0  # updates a second one user may send on average
     flood_burst: int = 10  # ... and at once

@@ -111,7 +111,7 @@ async def until_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> tuple[bool
 
 
 def bill_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyncio.Task]:
-    """The background work on bills: a polled provider (QIWI) is polled; the others'
+    """The background work on bills: a polled provider (QIWI, YooKassa) is polled; the others'
     bills expire by their clock, and Stars payments are reconciled from
     getStarTransactions."""
     notifier = BillNotifier(bot)

@@ -29,6 +29,7 @@ BILL_ALREADY_CLOSED = "Этот счёт уже закрыт."
 CHECK_FAILED = "Не удалось проверить платёж. Попробуйте ещё раз через минуту."
 CHOOSE_PAYMENT = "Как вы хотите оплатить?"
 PAY_QIWI_BUTTON = "QIWI"
+PAY_YOOKASSA_BUTTON = "Картой или СБП (ЮKassa)"
 PAY_TELEGRAM_BUTTON = "Telegram"
 PAY_STARS_BUTTON = "Telegram Stars"
 PAYMENT_REFUSED_BLOCKED = "Оплата недоступна."
@@ -153,6 +154,8 @@ def to_pay(price: str) -> str:
 def pay_button(provider: ProviderName, *, currency: str) -> str:
     if provider == ProviderName.QIWI:
         return PAY_QIWI_BUTTON
+    if provider == ProviderName.YOOKASSA:
+        return PAY_YOOKASSA_BUTTON
     return PAY_STARS_BUTTON if currency == "XTR" else PAY_TELEGRAM_BUTTON
 
 

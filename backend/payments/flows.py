@@ -87,6 +87,7 @@ async def bill_issue(
         pay_url=remote.pay_url,
         provider_status=remote.provider_status,
         quote=remote.quote,
+        charge_id=remote.charge_id,
     )
     metrics.bill_created(provider.name)
     return bill
@@ -129,7 +130,9 @@ async def bill_check(*, provider: PaymentProvider, bill: Bill) -> BillTransition
 
     A polled provider is asked. A bill still WAITING after its lifetime is rejected at
     the provider, so nobody can pay it unnoticed later; if the provider answers that it
-    was paid after all, the payment is credited. A provider that reports its payments
+    was paid after all, the payment is credited; if it cannot reject it, the bill
+    expires here all the same (a late payment is still credited, as for any expired
+    bill). A provider that reports its payments
     itself is not asked: its open bill past its lifetime expires.
     """
     now = timezone.now()
@@ -138,14 +141,14 @@ async def bill_check(*, provider: PaymentProvider, bill: Bill) -> BillTransition
             return await services.abill_expire(bill_id=bill.pk)
         return BillTransition(bill=bill, changed=False)
     if bill.status in Bill.LATE_PAYABLE:  # only a late PAID changes these
-        remote = await provider.get_bill(bill_id=bill.pk)
+        remote = await provider.get_bill(bill_id=bill.pk, charge_id=bill.charge_id)
         if remote.status != BillStatus.PAID:
             return BillTransition(bill=bill, changed=False)
         return await _apply(bill, remote)
     if bill.status == Bill.Status.NEW and now - bill.created_at < NEW_BILL_GRACE:
         return BillTransition(bill=bill, changed=False)
     try:
-        remote = await provider.get_bill(bill_id=bill.pk)
+        remote = await provider.get_bill(bill_id=bill.pk, charge_id=bill.charge_id)
     except ProviderNotFound:
         if bill.status != Bill.Status.NEW:
             raise
@@ -156,8 +159,14 @@ async def bill_check(*, provider: PaymentProvider, bill: Bill) -> BillTransition
         return BillTransition(bill=bill, changed=False)
     transition = await _apply(bill, remote)
     if transition.bill.is_open and now >= bill.expires_at and remote.status == BillStatus.WAITING:
-        remote = await provider.reject_bill(bill_id=bill.pk)
+        remote = await provider.reject_bill(bill_id=bill.pk, charge_id=bill.charge_id)
         transition = await _apply(bill, remote, expired_locally=True)
+        if transition.bill.is_open and remote.status == BillStatus.WAITING:
+            # The provider cannot close it (YooKassa's pending payment): it expires
+            # here, and a payment that still comes within the grace period is credited.
+            transition = await services.abill_expire(
+                bill_id=bill.pk, provider_status=remote.provider_status
+            )
     return transition
 
 

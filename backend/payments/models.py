@@ -11,7 +11,8 @@ from backend.users.models import TelegramUser
 
 class Bill(models.Model):
     """A bill at a payment provider (`provider`: a ProviderName); `id` is the billId we
-    send to QIWI, or the payload of a Telegram invoice.
+    send to QIWI, the payload of a Telegram invoice, or the `Idempotence-Key` and
+    `metadata.bill_id` of a YooKassa payment (whose own id is `charge_id`).
 
     The row is written (status NEW) before the provider is called, so a bill that
     exists at the provider always exists here too and survives restarts. `amount` and

@@ -159,13 +159,20 @@ def bill_create(
 
 
 def bill_mark_created(
-    *, bill_id: str, pay_url: str, provider_status: str, quote: Quote | None = None
+    *,
+    bill_id: str,
+    pay_url: str,
+    provider_status: str,
+    quote: Quote | None = None,
+    charge_id: str = "",
 ) -> Bill:
-    """The provider accepted the bill: store its pay link and what it asks the user to
-    pay; NEW becomes WAITING."""
-    fields = {}
+    """The provider accepted the bill: store its pay link, what it asks the user to pay
+    and its id of the payment (YooKassa's; unique per provider); NEW becomes WAITING."""
+    fields: dict[str, object] = {}
     if quote is not None:
         fields = {"invoice_currency": quote.currency, "invoice_total": quote.total}
+    if charge_id:
+        fields["charge_id"] = charge_id[:255]
     Bill.objects.filter(pk=bill_id, status=Bill.Status.NEW).update(
         status=Bill.Status.WAITING,
         pay_url=pay_url,
@@ -431,12 +438,14 @@ def bills_expire(*, provider: ProviderName) -> list[BillTransition]:
 
 
 @transaction.atomic
-def bill_expire(*, bill_id: str) -> BillTransition:
-    """One open bill past its lifetime expires; any other is left as it is."""
+def bill_expire(*, bill_id: str, provider_status: str = "EXPIRED") -> BillTransition:
+    """One open bill past its lifetime expires; any other is left as it is.
+    `provider_status`: the provider's last word, when it has one (YooKassa's `pending`
+    for a payment it cannot cancel)."""
     bill = Bill.objects.select_related("user").get(pk=bill_id)
     if not bill.is_open or bill.expires_at > timezone.now():
         return BillTransition(bill=bill, changed=False)
-    return _bill_move(bill, Bill.Status.EXPIRED, "EXPIRED")
+    return _bill_move(bill, Bill.Status.EXPIRED, provider_status[:32])
 
 
 # --- refunds (Telegram Stars) -------------------------------------------------------------

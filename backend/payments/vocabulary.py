@@ -1,7 +1,7 @@
 """The words all of payments shares: which provider, and where a bill stands.
 
 Each provider's adapter maps its own words into `BillStatus` (and keeps its raw answer);
-nothing outside the adapters knows how QIWI or Telegram call a state. Adding a provider
+nothing outside the adapters knows how QIWI, Telegram or YooKassa call a state. Adding a provider
 is a `ProviderName` member, its line in the registry (`backend.payments.providers`) and
 its adapter.
 
@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 class ProviderName(StrEnum):
     QIWI = "qiwi"
     TELEGRAM = "telegram"
+    YOOKASSA = "yookassa"
 
 
 class BillStatus(models.TextChoices):

@@ -46,9 +46,25 @@ def _telegram(bot: Bot | None) -> PaymentProvider:
     )
 
 
+def _yookassa(bot: Bot | None) -> PaymentProvider:
+    """The return link defaults to the bot's t.me page, whose name `bot` asks getMe for."""
+    from backend.payments.providers.yookassa import YooKassaProvider
+
+    return YooKassaProvider(
+        shop_id=settings.YOOKASSA_SHOP_ID,
+        secret_key=settings.YOOKASSA_SECRET_KEY,
+        api_url=settings.YOOKASSA_API_URL,
+        return_url=settings.YOOKASSA_RETURN_URL,
+        bot=bot,
+        timeout=settings.YOOKASSA_TIMEOUT_SECONDS,
+        max_connections=settings.BILL_POLL_CONCURRENCY + SPARE_CONNECTIONS,
+    )
+
+
 REGISTRY: dict[ProviderName, Callable[[Bot | None], PaymentProvider]] = {
     ProviderName.QIWI: _qiwi,
     ProviderName.TELEGRAM: _telegram,
+    ProviderName.YOOKASSA: _yookassa,
 }
 
 

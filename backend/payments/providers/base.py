@@ -1,8 +1,9 @@
 """What the bot, the bill jobs and the admin need from a payment provider.
 
-Two kinds: a polled provider is asked about its bills (QIWI: a `PolledProvider`, with
-`get_bill` and `reject_bill`); any other reports its payments itself (Telegram Payments:
-as updates), is never asked, and its open bills expire by their own clock. Both create
+Two kinds: a polled provider is asked about its bills (QIWI and YooKassa: a
+`PolledProvider`, with `get_bill` and `reject_bill`); any other reports its payments
+itself (Telegram Payments: as updates), is never asked, and its open bills expire by
+their own clock. Both create
 bills and answer in `ProviderBill`, whose status is in the shared vocabulary
 (`BillStatus`) and which keeps the provider's own word and raw answer.
 """
@@ -62,6 +63,11 @@ class Quote:
     currency: str
     total: int
 
+    @classmethod
+    def rubles(cls, amount: Decimal) -> Quote:
+        """A bill in rubles asks the amount itself, in kopecks (QIWI, YooKassa)."""
+        return cls(currency="RUB", total=int(amount * 100))
+
     @property
     def amount(self) -> Decimal:
         """`total` in the currency's own units (kopecks → rubles)."""
@@ -78,6 +84,9 @@ class ProviderBill:
     pay_url: str  # empty when the provider put its payment form into the chat itself
     raw: dict[str, Any] = field(repr=False, compare=False)
     quote: Quote | None = None
+    # The provider's own id of the payment, when it is not our bill id (YooKassa's
+    # payment id): stored as the bill's charge_id, and asked about by it.
+    charge_id: str = ""
 
 
 class PaymentProvider(Protocol):
@@ -107,8 +116,14 @@ class PaymentProvider(Protocol):
 @runtime_checkable
 class PolledProvider(PaymentProvider, Protocol):
     """Asked about its bills: by the poller every minute, by the check button, by the
-    admin's «check now»."""
+    admin's «check now». `charge_id` is the bill's stored `charge_id` (what
+    `create_bill` answered in `ProviderBill.charge_id`; empty for QIWI, which knows
+    bills by our id).
 
-    async def get_bill(self, *, bill_id: str) -> ProviderBill: ...
+    `reject_bill` closes a bill nobody may pay any more, where the provider can; one it
+    cannot close comes back still WAITING (YooKassa's pending payment) and is expired
+    here by its lifetime, checked for a late payment during the grace period."""
 
-    async def reject_bill(self, *, bill_id: str) -> ProviderBill: ...
+    async def get_bill(self, *, bill_id: str, charge_id: str = "") -> ProviderBill: ...
+
+    async def reject_bill(self, *, bill_id: str, charge_id: str = "") -> ProviderBill: ...

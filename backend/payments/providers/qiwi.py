@@ -13,14 +13,10 @@ an error raises a `ProviderError` that holds no header; a 429 raises
 from __future__ import annotations
 
 import json
-import ssl
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
-import certifi
 import httpx
 import yarl
 from pyqiwip2p import AioQiwiP2P
@@ -34,6 +30,8 @@ from backend.payments.providers.base import (
     ProviderRateLimited,
     Quote,
 )
+from backend.payments.providers.http import HttpPool
+from backend.payments.providers.http import retry_after as parse_retry_after
 from backend.payments.vocabulary import BillStatus, ProviderName
 
 # QIWI's words for a bill (its `status.value`), in the shared vocabulary.
@@ -44,13 +42,11 @@ STATUSES = {
     "EXPIRED": BillStatus.EXPIRED,
 }
 
-KEEPALIVE_SECONDS = 75.0  # an idle connection to QIWI is kept this long (rounds are 60 s apart)
-
 
 class _QiwiHttp:
     """What pyqiwip2p asks of its `httpx.AsyncClient` (`get`, `put`, `post`, `aclose`),
-    over one aiohttp session: up to `max_connections` connections, kept alive across
-    bills and poll rounds.
+    over one aiohttp session (`HttpPool`): up to `max_connections` connections, kept
+    alive across bills and poll rounds.
 
     httpx's client costs about 0.3 ms of CPU a request besides the HTTP itself (URLs
     parsed twice, headers merged, cookies, hooks), and its httpcore pool another 0.5 ms
@@ -62,30 +58,14 @@ class _QiwiHttp:
     """
 
     def __init__(self, api_url: str, *, timeout: float, max_connections: int) -> None:
-        self._base = api_url.rstrip("/")
-        self._tls = yarl.URL(api_url).scheme == "https"
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+        # httpx.Response decodes by Content-Encoding itself
+        self._pool = HttpPool(
+            api_url,
+            provider="QIWI",
+            timeout=timeout,
+            max_connections=max_connections,
+            auto_decompress=False,
         )
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _session_open(self) -> aiohttp.ClientSession:
-        """The session, made on first use: aiohttp binds it to the running loop."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                limit_per_host=0,
-                keepalive_timeout=KEEPALIVE_SECONDS,
-                # certifi's roots, as httpx had them
-                ssl=ssl.create_default_context(cafile=certifi.where()) if self._tls else False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # httpx.Response decodes by Content-Encoding itself
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
 
     async def get(self, url: str, *, headers: dict[str, str]) -> httpx.Response:
         return await self._send("GET", url, headers=headers)
@@ -97,29 +77,17 @@ class _QiwiHttp:
         return await self._send("POST", url, headers=headers)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._pool.close()
 
     async def _send(
         self, method: str, url: str, *, headers: dict[str, str], body: bytes | None = None
     ) -> httpx.Response:
         target = yarl.URL(url)  # pyqiwip2p's, on api.qiwi.com
         where = f"QIWI {method} {target.path}"
-        try:
-            async with self._session_open().request(
-                method,
-                yarl.URL(self._base + target.raw_path_qs, encoded=True),
-                headers=headers,
-                data=body,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as answer:
-                content = await answer.read()
-        except TimeoutError as e:  # aiohttp's connect and read timeouts are TimeoutErrors
-            raise ProviderError(f"{where}: no answer in time ({type(e).__name__})") from None
-        except aiohttp.ClientError as e:
-            raise ProviderError(f"{where}: QIWI is unreachable ({type(e).__name__})") from None
-        response = httpx.Response(answer.status, headers=answer.raw_headers, content=content)
+        status, answer_headers, content = await self._pool.send(
+            method, target.raw_path_qs, headers=headers, body=body, where=where
+        )
+        response = httpx.Response(status, headers=list(answer_headers.items()), content=content)
         _check_answer(response, where)
         return response
 
@@ -127,23 +95,6 @@ class _QiwiHttp:
 def _json_bytes(data: Any) -> bytes:
     """A JSON body as httpx would encode it."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _check_answer(response: httpx.Response, where: str) -> None:
@@ -156,7 +107,7 @@ def _check_answer(response: httpx.Response, where: str) -> None:
     if response.status_code == 404:
         raise ProviderNotFound(f"{where}: 404, no such bill")
     if response.status_code == 429:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise ProviderRateLimited(
             f"{where}: 429 Too Many Requests (Retry-After: {retry_after})",
             retry_after=retry_after,
@@ -188,7 +139,7 @@ class QiwiProvider:
         self._client._client = _QiwiHttp(api_url, timeout=timeout, max_connections=max_connections)
 
     def quote(self, *, amount: Decimal) -> Quote:
-        return Quote(currency="RUB", total=int(amount * 100))
+        return Quote.rubles(amount)
 
     async def create_bill(
         self,
@@ -207,10 +158,10 @@ class QiwiProvider:
             )
         )
 
-    async def get_bill(self, *, bill_id: str) -> ProviderBill:
+    async def get_bill(self, *, bill_id: str, charge_id: str = "") -> ProviderBill:
         return await self._call(self._client.check(bill_id))
 
-    async def reject_bill(self, *, bill_id: str) -> ProviderBill:
+    async def reject_bill(self, *, bill_id: str, charge_id: str = "") -> ProviderBill:
         return await self._call(self._client.reject(bill_id))
 
     async def close(self) -> None:

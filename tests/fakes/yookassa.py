@@ -1,0 +1,223 @@
+"""Fake YooKassa API v3 (api.yookassa.ru/v3): payments created, read and cancelled.
+
+It checks what the real one checks of our calls: Basic auth with the shop id and secret
+key; an `Idempotence-Key` on every POST (the same key with the same body answers what
+the first request got — the same payment — and with another body a 400); the amount in
+rubles with exactly two decimals; `capture` and a `redirect` confirmation with its
+`return_url`. Tests move a payment (`set_status`) and queue faults (`fail_next`: 429
+with Retry-After, 500, slow answers, bad JSON, 401).
+
+Every change of a payment's status is also written to `events` as YooKassa would name
+its notification (`payment.succeeded`, `payment.canceled`,
+`payment.waiting_for_capture`), with the payment as it was then: what a sender of
+notifications would post.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ._api import ApiError, ApiRequest, FakeApi
+
+API_PREFIX = "/v3"
+STATUSES = {"pending", "waiting_for_capture", "succeeded", "canceled"}
+CURRENCIES = {"RUB"}
+_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,9})\.[0-9]{2}")
+_PATH = re.compile(API_PREFIX + r"/payments(?:/(?P<id>[^/]+)(?P<action>/cancel|/capture)?)?")
+_ERROR_CODES = {
+    400: "invalid_request",
+    401: "invalid_credentials",
+    403: "forbidden",
+    404: "not_found",
+    429: "too_many_requests",
+}
+
+
+def yookassa_error(code: str, description: str, parameter: str | None = None) -> dict[str, Any]:
+    """An error answer as YooKassa shapes it."""
+    body = {"type": "error", "id": str(uuid.uuid4()), "code": code, "description": description}
+    if parameter:
+        body["parameter"] = parameter
+    return body
+
+
+def _failure(status: int, description: str, parameter: str | None = None) -> ApiError:
+    code = _ERROR_CODES.get(status, "internal_server_error")
+    return ApiError(status, yookassa_error(code, description, parameter))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A notification YooKassa would send: its `event` and the payment then."""
+
+    event: str
+    payment: dict[str, Any]
+
+
+class FakeYooKassa(FakeApi):
+    def __init__(self, shop_id: str = "123456", secret_key: str = "test_secret") -> None:
+        super().__init__()
+        self.shop_id, self.secret_key = shop_id, secret_key
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.events: list[Event] = []
+        # (method, path, Idempotence-Key) → (the request's body, the answer it got)
+        self._idempotent: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
+
+    @property
+    def api_url(self) -> str:
+        """What YOOKASSA_API_URL is set to: the fake's /v3."""
+        return self.base_url + API_PREFIX
+
+    def _object_id(self, path: str) -> str | None:
+        match = _PATH.fullmatch(path)
+        return match["id"] if match else None
+
+    def _error_body(self, status: int, description: str) -> dict[str, Any]:
+        return yookassa_error(_ERROR_CODES.get(status, "internal_server_error"), description)
+
+    def _serve(self, req: ApiRequest) -> dict[str, Any]:
+        expected = base64.b64encode(f"{self.shop_id}:{self.secret_key}".encode()).decode()
+        if req.headers.get("Authorization") != f"Basic {expected}":
+            raise _failure(401, "Login or password is incorrect")
+        match = _PATH.fullmatch(req.path)
+        if match is None:
+            self.unexpected.append(req)
+            raise _failure(404, f"No route for {req.method} {req.path}")
+        if req.method == "GET" and match["id"] and not match["action"]:
+            return self._get(match["id"])
+        if req.method != "POST" or (match["id"] is None) == bool(match["action"]):
+            self.unexpected.append(req)
+            raise _failure(404, f"No route for {req.method} {req.path}")
+        key = req.headers.get("Idempotence-Key", "")
+        if not key or len(key) > 64:
+            raise _failure(400, "Idempotence key is missing or too long", "Idempotence-Key")
+        if not isinstance(req.json, dict):
+            raise _failure(400, "The request body is not a JSON object")
+        seen = self._idempotent.get((req.method, req.path, key))
+        if seen is not None:
+            body, answer = seen
+            if body != req.json:
+                raise _failure(400, "Idempotence key duplicated", "Idempotence-Key")
+            return answer
+        if match["action"] == "/cancel":
+            answer = self._cancel(match["id"])
+        elif match["action"] == "/capture":
+            answer = self._capture(match["id"])
+        else:
+            answer = self._create(req.json)
+        self._idempotent[(req.method, req.path, key)] = (req.json, copy.deepcopy(answer))
+        return answer
+
+    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        amount = body.get("amount")
+        if not isinstance(amount, dict) or amount.get("currency") not in CURRENCIES:
+            raise _failure(400, "amount.currency must be RUB", "amount.currency")
+        value = amount.get("value")
+        if not isinstance(value, str) or not _AMOUNT.fullmatch(value) or value == "0.00":
+            raise _failure(400, f"Invalid amount value: {value!r}", "amount.value")
+        if body.get("capture") is not True:  # our bills are paid in one step
+            raise _failure(400, "This fake expects capture: true", "capture")
+        confirmation = body.get("confirmation")
+        if not isinstance(confirmation, dict) or confirmation.get("type") != "redirect":
+            raise _failure(400, "confirmation.type must be redirect", "confirmation.type")
+        return_url = confirmation.get("return_url")
+        if not isinstance(return_url, str) or not return_url.startswith(("https://", "http://")):
+            raise _failure(400, "confirmation.return_url is required", "confirmation.return_url")
+        description = body.get("description", "")
+        if not isinstance(description, str) or len(description) > 128:
+            raise _failure(400, "description is up to 128 characters", "description")
+        metadata = body.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise _failure(400, "metadata must be an object", "metadata")
+        payment_id = f"{uuid.uuid4().hex[:8]}-000f-5000-8000-{uuid.uuid4().hex[:12]}"
+        self.payments[payment_id] = {
+            "id": payment_id,
+            "status": "pending",
+            "paid": False,
+            "amount": {"value": value, "currency": amount["currency"]},
+            "confirmation": {
+                "type": "redirect",
+                "return_url": return_url,
+                "confirmation_url": (
+                    "https://yoomoney.ru/checkout/payments/v2/contract?orderId=" + payment_id
+                ),
+            },
+            "created_at": _now(),
+            "description": description,
+            "metadata": metadata,
+            "recipient": {"account_id": self.shop_id, "gateway_id": "1000001"},
+            "refundable": False,
+            "test": True,
+        }
+        return self.payments[payment_id]
+
+    def _get(self, payment_id: str) -> dict[str, Any]:
+        if payment_id not in self.payments:
+            raise _failure(404, "Payment not found", "payment_id")
+        return self.payments[payment_id]
+
+    def _cancel(self, payment_id: str) -> dict[str, Any]:
+        payment = self._get(payment_id)
+        if payment["status"] != "waiting_for_capture":
+            raise _failure(400, f"Payment is in {payment['status']} status: it cannot be canceled")
+        self.set_status(payment_id, "canceled", reason="canceled_by_merchant")
+        return payment
+
+    def _capture(self, payment_id: str) -> dict[str, Any]:
+        payment = self._get(payment_id)
+        if payment["status"] != "waiting_for_capture":
+            raise _failure(400, f"Payment is in {payment['status']} status: it cannot be captured")
+        self.set_status(payment_id, "succeeded")
+        return payment
+
+    # ---- helpers for tests ------------------------------------------------------
+    def payment_of(self, bill_id: str) -> dict[str, Any]:
+        """The payment made for our bill (its metadata.bill_id)."""
+        found = [p for p in self.payments.values() if p["metadata"].get("bill_id") == bill_id]
+        if len(found) != 1:
+            raise AssertionError(f"{len(found)} payments for bill {bill_id}")
+        return found[0]
+
+    def set_status(self, payment_id: str, status: str, *, reason: str = "") -> None:
+        """Move a payment as YooKassa would: `succeeded` (paid, captured), `canceled`
+        (with `reason`; `expired_on_confirmation` by default), `waiting_for_capture`."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown YooKassa status {status!r}; one of {sorted(STATUSES)}")
+        payment = self.payments[payment_id]
+        payment["status"] = status
+        payment["paid"] = status in ("waiting_for_capture", "succeeded")
+        if status != "pending":
+            payment.pop("confirmation", None)
+        if status == "succeeded":
+            payment["captured_at"] = _now()
+            payment["income_amount"] = dict(payment["amount"])
+            payment["refundable"] = True
+        if status == "canceled":
+            party = "merchant" if reason == "canceled_by_merchant" else "yoo_money"
+            payment["cancellation_details"] = {
+                "party": party,
+                "reason": reason or "expired_on_confirmation",
+            }
+        if status != "pending":
+            self.events.append(Event(f"payment.{status}", copy.deepcopy(payment)))
+        self._notify()
+
+    def set_amount(self, payment_id: str, value: str, currency: str | None = None) -> None:
+        amount = self.payments[payment_id]["amount"]
+        amount["value"] = value
+        if currency is not None:
+            amount["currency"] = currency
+
+    def answer(self, payment_id: str, **changes: Any) -> dict[str, Any]:
+        """The payment as it is, with `changes`: a one-off answer for `fail_next`."""
+        return {**copy.deepcopy(self.payments[payment_id]), **changes}
