@@ -135,13 +135,11 @@ def _field(column: str, kind: str, form: CsvFormat, zone: str) -> str:
         if form.dialect.for_people:  # 28.11.2026 08:24:22
             value = f"DATE_FORMAT({local}, {_literal('%d.%m.%Y %H:%i:%s')})"
         else:  # isoformat's offset is ±HH:MM (and :SS if any)
-            offset = f"TIMESTAMPDIFF(SECOND, {column}, {local})"
-            size = f"ABS({offset})"
+            offset = f"TIMESTAMPDIFF(SECOND, {column}, {local})"  # each use converts again
+            hh_mm_ss = f"TIME_FORMAT(SEC_TO_TIME(ABS({offset})), {_literal('%H:%i:%s')})"
             value = (
                 f"CONCAT(DATE_FORMAT({local}, {_literal('%Y-%m-%d %H:%i:%s')}), "
-                f"IF({offset} < 0, '-', '+'), LPAD({size} DIV 3600, 2, '0'), ':', "
-                f"LPAD(MOD({size} DIV 60, 60), 2, '0'), "
-                f"IF(MOD({size}, 60) = 0, '', CONCAT(':', LPAD(MOD({size}, 60), 2, '0'))))"
+                f"IF({offset} < 0, '-', '+'), LEFT({hh_mm_ss}, IF(MOD({offset}, 60), 8, 5)))"
             )
     else:  # whole numbers
         value = column
