@@ -2,6 +2,8 @@
 threads do not weigh on the next): `python -m bench [--quick] [names...]`.
 
 Each prints its table and writes its JSON into bench/results/, as when run alone.
+`updates` runs the product on SQLite, PostgreSQL and MariaDB; `export` is PostgreSQL's,
+`export_mysql` the same on MariaDB.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import subprocess
 import sys
 import time
 
-ALL = ("updates", "webhook", "export", "admin_pages", "polling")
+# name → the module and its arguments
+RUNS = {
+    "updates": ["bench.updates"],
+    "webhook": ["bench.webhook"],
+    "export": ["bench.export"],
+    "export_mysql": ["bench.export", "--db", "mysql"],
+    "admin_pages": ["bench.admin_pages"],
+    "polling": ["bench.polling"],
+}
+ALL = tuple(RUNS)
 
 
 def main() -> int:
@@ -23,7 +34,8 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     failed = []
     for name in args.names or ALL:
-        command = [sys.executable, "-m", f"bench.{name}", *(["--quick"] if args.quick else [])]
+        module, *extra = RUNS[name]
+        command = [sys.executable, "-m", module, *extra, *(["--quick"] if args.quick else [])]
         print(f"\n=== {' '.join(command[1:])}", flush=True)
         started = time.monotonic()
         if subprocess.run(command).returncode != 0:

@@ -1,8 +1,11 @@
 """Shared pieces of the benchmarks: bench databases, seeding by SQL, the admin server.
 
 The databases live on the PostgreSQL server named by BENCH_PG (default
-postgres://postgres@127.0.0.1:5432) and are reused across runs: a database that already
-holds the wanted rows is not seeded again. Nothing is dropped unless asked (--drop).
+postgres://postgres@127.0.0.1:5432) or, with `engine="mysql"`, on the MariaDB server
+named by BENCH_MYSQL (default mysql://root@127.0.0.1:3306), and are reused across runs: a
+database that already holds the wanted rows is not seeded again. Nothing is dropped
+unless asked (--drop). Both servers get the same users (the same SQL, each in its own
+dialect), so that the exports of the two are the same bytes but for the dates.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+MYSQL = os.environ.get("BENCH_MYSQL", "mysql://root@127.0.0.1:3306")
+SERVERS = {"postgres": PG, "mysql": MYSQL}
+ENGINES = tuple(SERVERS)
+ENGINE_NAMES = {"postgres": "PostgreSQL", "mysql": "MariaDB"}
 ADMIN_USER = "bench-admin"
 ADMIN_PASSWORD = "bench-" + "x7Qp" * 6  # a local bench database only
 
@@ -36,8 +43,8 @@ LOG_DIR = Path(tempfile.gettempdir()) / "topup-bench-logs"
 SECRET_KEY = secrets.token_urlsafe(48)  # per run; DEBUG stays off as in production
 
 
-def db_url(name: str) -> str:
-    return f"{PG}/{name}"
+def db_url(name: str, engine: str = "postgres") -> str:
+    return f"{SERVERS[engine]}/{name}"
 
 
 def _pg_args(name: str) -> list[str]:
@@ -46,35 +53,75 @@ def _pg_args(name: str) -> list[str]:
     return [*args, "-U", parts.username or "postgres", "-d", name]
 
 
-def connect(name: str = "postgres"):
-    conn = psycopg2.connect(db_url(name))
+def mysql_args(name: str) -> list[str]:
+    """The mysql client's connection options for database `name` (the password, if the
+    URL has one, goes in MYSQL_PWD: see `mysql_env`)."""
+    parts = urlsplit(db_url(name, "mysql"))
+    args = ["-h", parts.hostname or "127.0.0.1", "-P", str(parts.port or 3306)]
+    return [*args, "-u", unquote(parts.username or "root"), name]
+
+
+def mysql_env() -> dict[str, str]:
+    password = urlsplit(MYSQL).password
+    return {**os.environ, "MYSQL_PWD": unquote(password)} if password else dict(os.environ)
+
+
+def connect(name: str | None = None, engine: str = "postgres"):
+    """An autocommit connection to `name` (by default the server's own database)."""
+    if engine == "mysql":
+        import MySQLdb
+
+        parts = urlsplit(db_url(name or "", engine))
+        conn = MySQLdb.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=name or "",
+            charset="utf8mb4",
+        )
+        conn.autocommit(True)
+        return conn
+    conn = psycopg2.connect(db_url(name or "postgres"))
     conn.autocommit = True
     return conn
 
 
-def database_exists(name: str) -> bool:
-    with connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        return cur.fetchone() is not None
-
-
-def drop_database(name: str) -> None:
-    if not re.fullmatch(r"topup_bench_\w+", name):
-        raise ValueError(f"refusing to drop {name!r}: not a bench database")
-    conn = connect()
+def execute(name: str | None, engine: str, *statements: str) -> None:
+    """Run statements on one autocommit connection to `name`."""
+    conn = connect(name, engine)
     try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur = conn.cursor()
+        for statement in statements:
+            cur.execute(statement)
+        cur.close()
     finally:
         conn.close()
-    log(f"dropped database {name}")
 
 
-def django_env(name: str, **extra: str) -> dict[str, str]:
+def database_exists(name: str, engine: str = "postgres") -> bool:
+    sql = {
+        "postgres": "SELECT count(*) FROM pg_database WHERE datname = %s",
+        "mysql": "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+    }[engine]
+    return scalar(None, sql, [name], engine=engine) > 0
+
+
+def drop_database(name: str, engine: str = "postgres") -> None:
+    if not re.fullmatch(r"topup_bench_\w+", name):
+        raise ValueError(f"refusing to drop {name!r}: not a bench database")
+    if engine == "mysql":
+        execute(None, engine, f"DROP DATABASE IF EXISTS `{name}`")
+    else:
+        execute(None, engine, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    log(f"dropped database {name} ({ENGINE_NAMES[engine]})")
+
+
+def django_env(name: str, engine: str = "postgres", **extra: str) -> dict[str, str]:
     """The environment for a manage.py subprocess on the bench database."""
     env = {
         **os.environ,
-        "DATABASE_URL": db_url(name),
+        "DATABASE_URL": db_url(name, engine),
         "LOG_DIR": str(LOG_DIR),
         "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": "backend.settings",
@@ -85,50 +132,56 @@ def django_env(name: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def manage(name: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+def manage(
+    name: str, *args: str, engine: str = "postgres", check: bool = True, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=django_env(name, **env),
+        env=django_env(name, engine, **env),
         capture_output=True,
         text=True,
         check=check,
     )
 
 
-def ensure_database(name: str) -> None:
+# What the project asks of a MySQL/MariaDB database (backend/checks.py; migrate refuses
+# any other default collation).
+MYSQL_CREATE = "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+
+
+def ensure_database(name: str, engine: str = "postgres") -> None:
     """Create the database when missing and apply the migrations (a no-op when current)."""
-    if not database_exists(name):
-        conn = connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
-        log(f"created database {name}")
+    if not database_exists(name, engine):
+        create = MYSQL_CREATE if engine == "mysql" else 'CREATE DATABASE "{name}"'
+        execute(None, engine, create.format(name=name))
+        log(f"created database {name} ({ENGINE_NAMES[engine]})")
     started = time.perf_counter()
-    manage(name, "migrate", "--noinput", DEBUG="true")
+    manage(name, "migrate", "--noinput", engine=engine, DEBUG="true")
     log(f"migrated {name} ({time.perf_counter() - started:.1f} s)")
 
 
-def scalar(name: str, sql: str, params=None):
-    conn = connect(name)
+def scalar(name: str | None, sql: str, params=None, *, engine: str = "postgres"):
+    conn = connect(name, engine)
     try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchone()[0]
+        cur = conn.cursor()
+        cur.execute(sql, params)
+        value = cur.fetchone()[0]
+        cur.close()
+        return value
     finally:
         conn.close()
 
 
+USERS_INSERT = """INSERT INTO users_telegramuser
+    (telegram_id, username, first_name, last_name, language_code, balance, is_blocked,
+     created_at, last_seen_at, bot_blocked_at)
+"""
+
 # One INSERT ... SELECT generate_series: a million rows in well under a minute.
 # Mostly Latin usernames `user<i>`, Cyrillic first and last names, one user in ~40 with a
 # name that starts like a spreadsheet formula, 10 % without a username, 10 % with money.
-USERS_SQL = """
-INSERT INTO users_telegramuser
-    (telegram_id, username, first_name, last_name, language_code, balance, is_blocked,
-     created_at, last_seen_at, bot_blocked_at)
-SELECT
+USERS_SQL = """{insert}SELECT
     100000000 + i * 7,
     CASE WHEN i % 10 = 0 THEN '' ELSE 'user' || i END,
     CASE
@@ -153,10 +206,37 @@ FROM generate_series(1, {n}) AS i
 """
 
 
-def ensure_users(name: str, n: int) -> float:
+# The same users for MariaDB: its SEQUENCE engine's seq_1_to_<n> for generate_series,
+# ELT for the arrays, and the dates in UTC as Django keeps them there (naive DATETIMEs).
+# 730 days / n is rounded to microseconds, as PostgreSQL divides an interval.
+USERS_SQL_MYSQL = """{insert}SELECT
+    100000000 + i * 7,
+    IF(i % 10 = 0, '', CONCAT('user', i)),
+    CASE
+        WHEN i % 97 = 0 THEN CONCAT('=HYPERLINK("http://evil.example/?', i, '")')
+        WHEN i % 89 = 0 THEN CONCAT('+7 (900) ', i)
+        WHEN i % 83 = 0 THEN CONCAT('-', i)
+        WHEN i % 79 = 0 THEN CONCAT('@cmd|', i)
+        ELSE ELT(1 + i % 10, 'Иван', 'Мария', 'Алексей', 'Ольга', 'Дмитрий', 'Анна', 'John',
+                 'Екатерина', 'Сергей', 'Наталья «Ната»')
+    END,
+    IF(i % 3 = 0, '',
+       ELT(1 + i % 8, 'Иванов', 'Петрова', 'Смирнов', 'Кузнецова', 'Попов', 'Васильева',
+           'Smith, Jr.', 'Соколов "Сокол"')),
+    ELT(1 + i % 4, 'ru', 'en', 'uk', ''),
+    IF(i % 10 = 3, (1 + i % 5000) * 100 + i % 100, 0),  -- kopecks
+    i % 500 = 0,
+    @now - INTERVAL 730 DAY + INTERVAL (i * {step}) MICROSECOND,
+    @now - INTERVAL (i % 1000) HOUR,
+    NULL
+FROM (SELECT seq AS i FROM seq_1_to_{n}) AS s
+"""
+
+
+def ensure_users(name: str, n: int, engine: str = "postgres") -> float:
     """`n` seeded users in `name`; returns the seeding time (0 when they were there)."""
-    ensure_database(name)
-    have = scalar(name, "SELECT count(*) FROM users_telegramuser")
+    ensure_database(name, engine)
+    have = scalar(name, "SELECT count(*) FROM users_telegramuser", engine=engine)
     if have == n:
         log(f"{name}: {n:,} users already there, reused")
         return 0.0
@@ -164,25 +244,33 @@ def ensure_users(name: str, n: int) -> float:
         raise SystemExit(
             f"{name} has {have:,} users, not {n:,}: run with --fresh to drop and reseed it"
         )
-    log(f"{name}: seeding {n:,} users by SQL...")
+    log(f"{name}: seeding {n:,} users by SQL ({ENGINE_NAMES[engine]})...")
     started = time.perf_counter()
-    conn = connect(name)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(USERS_SQL.format(n=int(n)))
-            cur.execute("VACUUM ANALYZE users_telegramuser")
-    finally:
-        conn.close()
+    if engine == "mysql":
+        # One statement, one transaction: no file to write or to allow (local_infile).
+        statements = [
+            "SET @now = UTC_TIMESTAMP(6)",
+            "SET SESSION unique_checks = 0",
+            USERS_SQL_MYSQL.format(
+                insert=USERS_INSERT, n=int(n), step=round(730 * 86400 * 10**6 / n)
+            ),
+            "ANALYZE TABLE users_telegramuser",
+        ]
+    else:
+        users = USERS_SQL.format(insert=USERS_INSERT, n=int(n))
+        statements = [users, "VACUUM ANALYZE users_telegramuser"]
+    execute(name, engine, *statements)
     took = time.perf_counter() - started
     log(f"{name}: seeded in {took:.1f} s")
     return took
 
 
-def ensure_superuser(name: str) -> None:
+def ensure_superuser(name: str, engine: str = "postgres") -> None:
     result = manage(
         name,
         "createsuperuser",
         "--noinput",
+        engine=engine,
         check=False,
         DEBUG="true",
         DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
@@ -193,12 +281,26 @@ def ensure_superuser(name: str) -> None:
         raise SystemExit(f"createsuperuser failed:\n{result.stderr}")
 
 
-def table_size(name: str, table: str) -> str:
+def table_size(name: str, table: str, engine: str = "postgres") -> str:
+    if engine == "mysql":
+        size = scalar(
+            None,
+            "SELECT data_length + index_length FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = %s",
+            [name, table],
+            engine=engine,
+        )
+        return f"{size / 2**20:.0f} MB"
     return scalar(name, "SELECT pg_size_pretty(pg_total_relation_size(%s))", [table])
 
 
+def server_version(engine: str = "postgres") -> str:
+    sql = {"postgres": "SHOW server_version", "mysql": "SELECT version()"}[engine]
+    return scalar(None, sql, engine=engine)
+
+
 def pg_version() -> str:
-    return scalar("postgres", "SHOW server_version")
+    return server_version("postgres")
 
 
 def psql(name: str, command: str) -> float:
@@ -266,7 +368,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def admin_server(name: str):
+def admin_server(name: str, engine: str = "postgres"):
     """`manage.py runserver --noreload` on the bench database with production-like
     settings (DEBUG off); yields (base_url, pid)."""
     port = free_port()
@@ -278,7 +380,7 @@ def admin_server(name: str):
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env=django_env(name, **env),
+        env=django_env(name, engine, **env),
         stdout=server_log,
         stderr=subprocess.STDOUT,
     )
@@ -351,10 +453,10 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict:
+def machine(engine: str = "postgres") -> dict:
     return {
         "nproc": os.cpu_count(),
-        "postgresql": pg_version(),
+        ENGINE_NAMES[engine].lower(): server_version(engine),
         "python": sys.version.split()[0],
         "mem_total_mb": _meminfo_mb(),
         "loadavg_1_5_15": os.getloadavg(),
@@ -392,11 +494,13 @@ def add_database_arguments(parser) -> None:
     parser.add_argument("--drop", action="store_true", help="drop the database when done")
 
 
-def prepare_users_db(*, quick: bool, fresh: bool) -> tuple[str, int, float]:
+def prepare_users_db(
+    *, quick: bool, fresh: bool, engine: str = "postgres"
+) -> tuple[str, int, float]:
     """The seeded users database with a superuser: (name, users, seconds spent seeding)."""
     name, users = users_db(quick)
     if fresh:
-        drop_database(name)
-    seeded = ensure_users(name, users)
-    ensure_superuser(name)
+        drop_database(name, engine)
+    seeded = ensure_users(name, users, engine)
+    ensure_superuser(name, engine)
     return name, users, seeded

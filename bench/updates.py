@@ -1,13 +1,14 @@
 """Updates benchmark: floods the bot with /start updates through a fake Bot API.
 
     python -m bench.updates [--updates K] [--rate R] [--duration S] [--reps N]
-                            [--db sqlite|postgres|both] [--log-level L] [--quick]
+                            [--db sqlite|postgres|mysql|both|all] [--log-level L] [--quick]
 
 An in-process fake Bot API (aiohttp on 127.0.0.1, an ephemeral port, one per bot) serves
 getMe/getUpdates/sendMessage/..., and the bots run as subprocesses pointed at it with
-TELEGRAM_API_SERVER: the product (`python runbot.py`, on a fresh SQLite file and/or a
-fresh PostgreSQL database) and bench/bare_bot.py (bare aiogram, no Django, no database)
-as the reference. All bots stay up for the whole run and the measurements interleave, so
+TELEGRAM_API_SERVER: the product (`python runbot.py`, on a fresh SQLite file, a fresh
+PostgreSQL database and/or a fresh MariaDB database: `--db all`, the default, runs the
+three, `both` SQLite and PostgreSQL) and bench/bare_bot.py (bare aiogram, no Django, no
+database) as the reference. All bots stay up for the whole run and the measurements interleave, so
 a slow spell of the machine hits them alike.
 
 Per measurement: wall time from the first update enqueued to the last reply, replies/s,
@@ -45,10 +46,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
+from bench import seed
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+# The product's databases of each --db choice.
+DB_CHOICES = {
+    "sqlite": ("sqlite",),
+    "postgres": ("postgres",),
+    "mysql": ("mysql",),
+    "both": ("sqlite", "postgres"),
+    "all": ("sqlite", "postgres", "mysql"),
+}
 WARMUP_UPDATES = 20
 START_TIMEOUT = 90.0
 GREETING_START = "Привет, "
@@ -301,7 +312,7 @@ def self_cpu_seconds() -> float:
 
 @dataclass
 class Target:
-    name: str  # "bare", "sqlite", "postgres"
+    name: str  # "bare", "sqlite", "postgres", "mysql"
     argv: list[str]
     env: dict[str, str]
     workdir: Path
@@ -312,7 +323,7 @@ class Target:
     startup_s: float | None = None
     idle_rss_kb: int = 0
     peak_rss_kb: int = 0
-    pg: tuple[str, str] | None = None  # (admin url, database name): the server's CPU
+    db: tuple[str, str] | None = None  # (admin url, database name): the server's CPU
     error: str | None = None
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -405,12 +416,13 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 class CpuReadings:
     """CPU seconds spent during one measurement by the bot's processes, by this process
-    (the fake Bot API, and bench/webhook.py's client), by the PostgreSQL backends serving
-    the bot's database (sampled while it runs), and by everything else on the machine."""
+    (the fake Bot API, and bench/webhook.py's client), by the database server's
+    processes or threads serving the bot's database (sampled while it runs; `db` is
+    (admin URL, database name)), and by everything else on the machine."""
 
-    def __init__(self, pids: list[int], pg: tuple[str, str] | None = None) -> None:
+    def __init__(self, pids: list[int], db: tuple[str, str] | None = None) -> None:
         self.pids = pids
-        self._meter = PgCpuMeter(*pg) if pg else None
+        self._meter = db_cpu_meter(*db) if db else None
         self._sampler: asyncio.Task[None] | None = None
         self._bot0 = pids_cpu_seconds(pids)
         self._self0 = self_cpu_seconds()
@@ -471,7 +483,7 @@ async def measure(target: Target, mode: str, n: int, rate: float) -> dict[str, A
     fake.reset(n)
     users = USERS.take(n)
     bad_before = fake.bad_replies
-    readings = CpuReadings([proc.pid], target.pg)
+    readings = CpuReadings([proc.pid], target.db)
     t0 = time.perf_counter()
     if mode == "burst":
         fake.enqueue(users)
@@ -552,6 +564,18 @@ def pg_drop(admin_url: str, url: str) -> None:
         conn.close()
 
 
+def mysql_create(prefix: str = "bench_updates") -> str:
+    """A new MariaDB database as the project wants it (utf8mb4_bin); its URL."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    seed.execute(None, "mysql", seed.MYSQL_CREATE.format(name=name))
+    return seed.db_url(name, "mysql")
+
+
+def mysql_drop(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    seed.execute(None, "mysql", f"DROP DATABASE IF EXISTS `{name}`")
+
+
 class PgCpuMeter:
     """CPU seconds of the PostgreSQL backends serving one database during a measurement.
 
@@ -560,24 +584,35 @@ class PgCpuMeter:
     starts counts from zero.
     """
 
+    # A connection that appears after the first sample: its CPU counts from zero (a
+    # new backend process), or from the first sample (a thread that served others).
+    COUNT_NEW_FROM_ZERO = True
+
     def __init__(self, admin_url: str, database: str) -> None:
-        self._conn = pg_connect(admin_url)
+        self._conn = self.connect(admin_url)
         self._database = database
-        self._start: dict[int, float] = {}
-        self._last: dict[int, float] = {}
+        self._start: dict[Any, float] = {}
+        self._last: dict[Any, float] = {}
         self._first = True
 
-    def sample(self) -> None:
+    def connect(self, admin_url: str):
+        return pg_connect(admin_url)
+
+    def serving(self) -> list[tuple[Any, int]]:
+        """What serves the database now: (a key of the connection, its id in /proc)."""
         with self._conn.cursor() as cur:
             cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self._database])
-            pids = [row[0] for row in cur.fetchall()]
-        for pid in pids:
+            return [(row[0], row[0]) for row in cur.fetchall()]
+
+    def sample(self) -> None:
+        for key, pid in self.serving():
             try:
                 cpu = proc_cpu_seconds(pid)
             except OSError:
                 continue
-            self._start.setdefault(pid, cpu if self._first else 0.0)
-            self._last[pid] = cpu
+            from_zero = self.COUNT_NEW_FROM_ZERO and not self._first
+            self._start.setdefault(key, 0.0 if from_zero else cpu)
+            self._last[key] = cpu
         self._first = False
 
     async def run(self, every: float = 0.25) -> None:
@@ -586,10 +621,36 @@ class PgCpuMeter:
             self.sample()
 
     def total(self) -> float:
-        return sum(cpu - self._start[pid] for pid, cpu in self._last.items())
+        return sum(cpu - self._start[key] for key, cpu in self._last.items())
 
     def close(self) -> None:
         self._conn.close()
+
+
+class MysqlCpuMeter(PgCpuMeter):
+    """The same for MariaDB: one process, a thread per connection (thread_handling
+    one-thread-per-connection, the default); PROCESSLIST's TID names each connection's
+    thread, whose CPU /proc/<tid>/stat has. The server keeps ended connections' threads
+    for new ones, so a new connection counts from its first sample (what it did before
+    that, at most 0.25 s, is lost)."""
+
+    COUNT_NEW_FROM_ZERO = False
+
+    def connect(self, admin_url: str):
+        return seed.connect(None, "mysql")
+
+    def serving(self) -> list[tuple[Any, int]]:
+        cur = self._conn.cursor()
+        sql = "SELECT id, tid FROM information_schema.processlist WHERE db = %s"
+        cur.execute(sql, [self._database])
+        rows = [((conn_id, tid), tid) for conn_id, tid in cur.fetchall()]
+        cur.close()
+        return rows
+
+
+def db_cpu_meter(admin_url: str, database: str) -> PgCpuMeter:
+    meter = MysqlCpuMeter if admin_url.startswith("mysql") else PgCpuMeter
+    return meter(admin_url, database)
 
 
 def base_env(tmp: Path, log_level: str = "WARNING") -> dict[str, str]:
@@ -634,6 +695,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     targets: list[Target] = []
     notes: list[str] = []
     pg_url: str | None = None
+    mysql_url: str | None = None
 
     def workdir(name: str) -> Path:
         path = tmp / name
@@ -644,17 +706,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         Target("bare", [sys.executable, str(ROOT / "bench" / "bare_bot.py")], env, workdir("bare"))
     )
     dbs: list[tuple[str, str]] = []
-    if args.db in ("sqlite", "both"):
+    chosen = DB_CHOICES[args.db]
+    if "sqlite" in chosen:
         dbs.append(("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}"))
-    if args.db in ("postgres", "both"):
+    creators = {"postgres": lambda: pg_create(args.pg_admin_url), "mysql": mysql_create}
+    for name, create in creators.items():
+        if name not in chosen:
+            continue
         try:
-            pg_url = pg_create(args.pg_admin_url)
-            dbs.append(("postgres", pg_url))
+            url = create()
         except Exception as e:
-            if args.db == "postgres":
+            if args.db == name:
                 raise
-            notes.append(f"PostgreSQL skipped: {type(e).__name__}: {e}".strip())
+            notes.append(f"{seed.ENGINE_NAMES[name]} skipped: {type(e).__name__}: {e}".strip())
             print(notes[-1], file=sys.stderr)
+            continue
+        dbs.append((name, url))
+        if name == "postgres":
+            pg_url = url
+        else:
+            mysql_url = url
     try:
         migrations = []
         for name, url in dbs:
@@ -665,8 +736,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc = subprocess.Popen(cmd, cwd=ROOT, env=db_env, stdout=log, stderr=log)
             migrations.append((name, db_env, wd, proc))
             target = Target(name, [sys.executable, "runbot.py"], db_env, wd)
-            if name == "postgres":
-                target.pg = (args.pg_admin_url, urlsplit(url).path.lstrip("/"))
+            if name in ("postgres", "mysql"):
+                admin = args.pg_admin_url if name == "postgres" else seed.MYSQL
+                target.db = (admin, urlsplit(url).path.lstrip("/"))
             targets.append(target)
         await targets[0].start()  # the bare bot starts while the databases migrate
         for name, _, wd, proc in migrations:
@@ -722,6 +794,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 pg_drop(args.pg_admin_url, pg_url)
             except Exception as e:
                 notes.append(f"could not drop the PostgreSQL database: {e}")
+        if mysql_url is not None:
+            try:
+                mysql_drop(mysql_url)
+            except Exception as e:
+                notes.append(f"could not drop the MariaDB database: {e}")
         tmp_dir.cleanup()
     return build_report(args, targets, notes)
 
@@ -758,7 +835,7 @@ def build_report(
         if target.other_methods_summary():
             entry["other_methods"] = target.other_methods_summary()
     bare = report["bots"].get("bare", {})
-    for name in ("sqlite", "postgres"):
+    for name in ("sqlite", "postgres", "mysql"):
         product = report["bots"].get(name)
         if not product:
             continue
@@ -815,10 +892,11 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{_f(r.get('cpu_ms_per_update'), 7, 2)}"
             )
     print(
-        "x = product/bare; DB ms/upd = CPU of the PostgreSQL backends serving the bot\n"
-        "(SQLite runs inside the bot); bot CPU, fake CPU, others = CPU seconds per wall\n"
-        "second of the bot process, of this process (the fake API), of everything else on\n"
-        "the machine (other work on a shared machine, the PostgreSQL server's own processes)"
+        "x = product/bare; DB ms/upd = CPU of the PostgreSQL backends (MariaDB threads)\n"
+        "serving the bot (SQLite runs inside the bot); bot CPU, fake CPU, others = CPU\n"
+        "seconds per wall second of the bot process, of this process (the fake API), of\n"
+        "everything else on the machine (other work on a shared machine, the database\n"
+        "servers' own processes and threads)"
     )
     for name, entry in bots.items():
         extra = []
@@ -846,7 +924,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="steady updates a second (default 100)")
     parser.add_argument("--duration", type=float, help="steady seconds (default 10)")
     parser.add_argument("--reps", type=int, help="repetitions, medians reported (default 3)")
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--db",
+        choices=tuple(DB_CHOICES),
+        default="all",
+        help="the product's database(s): all = SQLite, PostgreSQL and MariaDB (BENCH_MYSQL, "
+        "default mysql://root@127.0.0.1:3306); both = SQLite and PostgreSQL",
+    )
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="creates/drops the DB")
     parser.add_argument(
         "--log-level",

@@ -320,7 +320,7 @@ async def measure(
     bad_before = fake.bad_replies
     per_process0 = {pid: proc_cpu_seconds(pid) for pid in pids}
     redis_cpu = RedisCpu(redis_url) if redis_url else None
-    readings = CpuReadings(pids, target.pg)
+    readings = CpuReadings(pids, target.db)
     t0 = time.perf_counter()
     timeout = 60 + n / 20
     try:
@@ -451,7 +451,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "REDIS_URL": args.redis_url,
             }
             target = make(f"workers{workers}", [sys.executable, "runbot.py"], extra, workers)
-            target.pg = (args.pg_admin_url, urlsplit(url).path.lstrip("/"))
+            target.db = (args.pg_admin_url, urlsplit(url).path.lstrip("/"))
         for target in targets[1:]:
             await target.start()
         for target in targets:

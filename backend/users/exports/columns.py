@@ -29,11 +29,14 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
+from django.db import connections
+from django.db.models import Expression, Model, QuerySet
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_lazy
 
+from backend.common.money import MoneyField
+from backend.users.exports.server_cursor import streamed_rows
 from backend.users.models import TelegramUser
 
 HEADER = (
@@ -166,8 +169,37 @@ def safe_text(value: str) -> str:
 
 def user_rows(queryset: QuerySet) -> Iterator[tuple]:
     """The users of `queryset` by pk, as tuples of the HEADER columns, read from the
-    database ROWS_PER_CHUNK at a time."""
-    return queryset.order_by("pk").values_list(*HEADER).iterator(chunk_size=ROWS_PER_CHUNK)
+    database ROWS_PER_CHUNK at a time (on MySQL through an unbuffered cursor)."""
+    return streamed_rows(queryset.order_by("pk").values_list(*HEADER), chunk_size=ROWS_PER_CHUNK)
+
+
+def value_kinds(
+    model: type[Model], columns: tuple[str, ...], texts: set[str]
+) -> list[tuple[str, str]]:
+    """Each of `columns` with what the SQL paths (`pg_copy`, `mysql_lines`) make of its
+    values: "text" for the `texts` (user-written, guarded as `safe_text` does), "money"
+    for MoneyField's kopecks, else the field's internal type."""
+    kinds = []
+    for name in columns:
+        field = model._meta.get_field(name)
+        if name in texts:
+            kinds.append((name, "text"))
+        else:
+            kind = "money" if isinstance(field, MoneyField) else field.get_internal_type()
+            kinds.append((name, kind))
+    return kinds
+
+
+def export_select(queryset: QuerySet, values: dict[str, Expression]) -> tuple[str, tuple]:
+    """The SELECT of `values` (alias → expression) over `queryset` (its filters, ordered
+    by pk) as Django writes it for the queryset's database, with its parameters: the
+    inner query of the SQL paths."""
+    select = queryset.order_by("pk").annotate(**values).values_list(*values)
+    if select.query.is_sliced:
+        raise ValueError("an export of a sliced queryset")
+    connection = connections[queryset.db]
+    sql, params = select.query.get_compiler(connection=connection).as_sql()
+    return sql, tuple(params)
 
 
 def csv_header(*, bom: bool, dialect: CsvDialect | str | None = None) -> str:

@@ -1,5 +1,5 @@
-"""The users CSV made in Python: the path of SQLite, and of any database or time zone
-that PostgreSQL's COPY (`pg_copy`) cannot serve.
+"""The users CSV made in Python: the path of SQLite, and of any database, time zone or
+date that PostgreSQL's COPY (`pg_copy`) or MySQL's lines (`mysql_lines`) cannot serve.
 
 Rows go out in pieces of ROWS_PER_CHUNK as they are read, so a million users never sit
 in memory at once.

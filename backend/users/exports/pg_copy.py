@@ -33,8 +33,7 @@ from django.db.models import CharField, F, Func, QuerySet
 from django.utils import timezone
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE as IDLE
 
-from backend.common.money import MoneyField
-from backend.users.exports.columns import FORMULA_STARTS, CsvFormat
+from backend.users.exports.columns import FORMULA_STARTS, CsvFormat, export_select, value_kinds
 
 # Rows are sent on in pieces of about this size (a socket send, a file write each).
 CHUNK_BYTES = 256 * 1024
@@ -126,22 +125,13 @@ def copy_sql(
     """
     if max(FORMULA_STARTS) >= _ABOVE_FORMULA_STARTS:
         raise ValueError("a formula start sorts above the shortcut of _csv_value")
-    fields = queryset.model._meta
     inner = {"csv_pk": F("pk")}
     outer = []
-    for name in columns:
-        field = fields.get_field(name)
-        if name in texts:
-            kind = "text"
-        else:
-            kind = "money" if isinstance(field, MoneyField) else field.get_internal_type()
+    for name, kind in value_kinds(queryset.model, columns, texts):
         inner[f"csv_{name}"] = _SecondsText(F(name)) if kind == "DateTimeField" else F(name)
         outer.append(_csv_value(f'"csv_{name}"', kind, form))
-    select = queryset.order_by("pk").annotate(**inner).values_list(*inner)
-    if select.query.is_sliced:
-        raise ValueError("COPY of a sliced queryset")
+    sql, params = export_select(queryset, inner)
     connection = connections[queryset.db]
-    sql, params = select.query.get_compiler(connection=connection).as_sql()
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:
         inner_sql = cursor.mogrify(sql, params).decode()
