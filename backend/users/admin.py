@@ -396,17 +396,24 @@ class TelegramUserAdmin(admin.ModelAdmin):
     def log_file_view(self, request: HttpRequest, file_name: str) -> HttpResponse:
         self._require(request, LOGS_PERMISSION)
         # Only a name from the folder's own listing: never a path taken from the request.
-        files = {name: Path(settings.LOG_DIR) / name for name, _ in log_files()}
-        if file_name not in files:
+        listed = dict(log_files())
+        if file_name not in listed:
             raise Http404(_("No such log file"))
         # O_NOFOLLOW: a file swapped for a symlink since the listing is not followed;
-        # O_NONBLOCK: nor does a FIFO put there hold the request. What was opened is
-        # checked again: a regular file with one link, not a hard link made meanwhile.
+        # O_NONBLOCK: nor does a FIFO put there hold the request. What was opened must
+        # be the very file listed (device and inode), still a regular file with one
+        # link: a hard link swapped in meanwhile is another inode, even once its other
+        # name's link is gone again.
+        path = Path(settings.LOG_DIR) / file_name
         try:
-            fd = os.open(files[file_name], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:  # rotated away, or turned into a link, meanwhile
             raise Http404(_("No such log file")) from None
-        if not is_single_file(os.fstat(fd)):
+        opened, info = os.fstat(fd), listed[file_name]
+        if not is_single_file(opened) or (opened.st_dev, opened.st_ino) != (
+            info.st_dev,
+            info.st_ino,
+        ):
             os.close(fd)
             raise Http404(_("No such log file"))
         handle = os.fdopen(fd, "rb")
