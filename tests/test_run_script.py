@@ -136,6 +136,15 @@ def project(tmp_path) -> Path:
     return copy
 
 
+async def admin_login_status(host: str, port: int) -> bytes:
+    """The status line of the admin's login page, asked over a plain socket."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /admin/login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    line = await reader.readline()
+    writer.close()
+    return line
+
+
 def refuses_connections(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=5).close()
@@ -155,10 +164,7 @@ async def test_run_sh_serves_both_and_stops_everything_on_sigterm(
     run = await Run(project, project_env(project, tg, qiwi), tmp_path).start(runs)
     try:
         host, port, started = await run.ready(tg)
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(f"GET /admin/login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        assert (await reader.readline()).startswith(b"HTTP/1.1 200 ")
-        writer.close()
+        assert (await admin_login_status(host, port)).startswith(b"HTTP/1.1 200 ")
     finally:
         run.process.send_signal(signal.SIGTERM)
     assert await run.wait() == 0, run
@@ -199,10 +205,7 @@ async def test_run_sh_on_a_database_server(project, tg, qiwi, tmp_path, runs, se
         user = tg.user(4711)
         tg.send_text(user, "/start")
         assert (await tg.wait_call("sendMessage")).params["chat_id"] == 4711
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(f"GET /admin/login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        assert (await reader.readline()).startswith(b"HTTP/1.1 200 ")
-        writer.close()
+        assert (await admin_login_status(host, port)).startswith(b"HTTP/1.1 200 ")
     finally:
         run.process.send_signal(signal.SIGTERM)
     assert await run.wait() == 0, run
