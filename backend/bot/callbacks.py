@@ -28,6 +28,10 @@ class Cancel(CallbackData, prefix="cancel"):
     pass
 
 
+class MyBalance(CallbackData, prefix="balance"):
+    pass
+
+
 class Confirm(CallbackData, prefix="confirm"):
     """Carries the amount, so a confirmation survives a restart of the bot."""
 

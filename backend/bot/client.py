@@ -28,7 +28,7 @@ from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.types import BotCommand, BotCommandScopeChat, InlineKeyboardMarkup, Message
 from django.conf import settings
 from loguru import logger
 
@@ -143,6 +143,36 @@ async def report_to_admins(bot: Bot, admin_ids: Iterable[int], where: str, error
     """A short note to each admin id; secrets are masked as in the logs."""
     text = texts.support_report(where, redact(error))
     await asyncio.gather(*(send(bot, admin_id, text) for admin_id in admin_ids))
+
+
+async def publish_commands(bot: Bot, admin_ids: Iterable[int], attempts: int = ATTEMPTS) -> None:
+    """The bot's menu in Telegram (setMyCommands): /start and /balance for everyone, and
+    /admin too in each admin's own chat. Retried while Telegram does not answer; an admin
+    chat Telegram does not know (the admin never wrote to the bot) is skipped with a
+    warning. Telegram keeps the menu: a failure only means an older one stays shown."""
+
+    def commands(described: dict[str, str]) -> list[BotCommand]:
+        return [BotCommand(command=name, description=text) for name, text in described.items()]
+
+    menus = [(None, commands(texts.COMMANDS))]
+    menus += [(BotCommandScopeChat(chat_id=i), commands(texts.ADMIN_COMMANDS)) for i in admin_ids]
+    for scope, menu in menus:
+        where = "everyone" if scope is None else f"admin chat {scope.chat_id}"
+        delay = 1.0
+        for attempt in range(1, attempts + 1):
+            try:  # a 429 is waited out below us, in backend.bot.session
+                await bot.set_my_commands(menu, scope=scope)
+                break
+            except TelegramBadRequest as e:
+                logger.warning("the bot's menu for {} not set: {}", where, e)
+                break
+            except AiogramError as e:
+                if attempt == attempts:
+                    logger.error("the bot's menu for {} not set: {}", where, e)
+                    break
+                logger.warning("setting the bot's menu failed ({}), retrying in {} s", e, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
 
 
 @dataclass(frozen=True)

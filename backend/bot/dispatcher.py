@@ -9,7 +9,7 @@ from loguru import logger
 
 from backend.bot import client, keyboards, texts
 from backend.bot.config import BotConfig
-from backend.bot.handlers import admin, fallback, start, telegram_payments, topup
+from backend.bot.handlers import admin, balance, fallback, start, telegram_payments, topup
 from backend.bot.middlewares import FloodGuard, UpdateMetrics, UserMiddleware
 from backend.bot.shared_state import SharedState, shared_state
 from backend.payments.providers.base import PaymentProvider
@@ -39,10 +39,12 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetrics())
     dp.update.outer_middleware(FloodGuard(shared.flood))
     dp.update.outer_middleware(UserMiddleware())
-    # Order matters: /admin and /start win over the amount prompt; fallbacks go last.
+    # Order matters: /admin, /start and /balance win over the amount prompt; fallbacks
+    # go last.
     dp.include_routers(
         admin.build_router(),
         telegram_payments.build_router(),
+        balance.build_router(),
         start.build_router(),
         topup.build_router(),
         fallback.build_router(),

@@ -3,7 +3,7 @@ from functools import cache
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from backend.bot import texts
-from backend.bot.callbacks import Cancel, CheckBill, Confirm, PayWith, TopUp
+from backend.bot.callbacks import Cancel, CheckBill, Confirm, MyBalance, PayWith, TopUp
 from backend.payments.vocabulary import ProviderName
 
 
@@ -13,6 +13,16 @@ def _button(text: str, data) -> InlineKeyboardButton:
 
 @cache  # the same for everyone, built once: it goes out with every greeting
 def start() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(texts.TOP_UP_BUTTON, TopUp())],
+            [_button(texts.BALANCE_BUTTON, MyBalance())],
+        ]
+    )
+
+
+@cache
+def top_up() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.TOP_UP_BUTTON, TopUp())]])
 
 

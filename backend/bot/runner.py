@@ -23,7 +23,7 @@ from aiohttp import web
 from django.db import connection
 from loguru import logger
 
-from backend.bot.client import BillNotifier
+from backend.bot.client import BillNotifier, publish_commands
 from backend.bot.config import BotConfig, WebhookConfig
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.intake import STOP_GRACE, UpdateRunner
@@ -209,6 +209,7 @@ async def _run_polling(
         if not started:
             return
         jobs = bill_jobs(providers=providers, bot=bot, config=config)
+        jobs.append(asyncio.create_task(publish_commands(bot, config.admin_ids), name="menu"))
         intake = PollingIntake(
             bot=bot,
             dp=dp,
@@ -289,6 +290,7 @@ async def _bill_jobs_when_locked(*, bot: Bot, providers: Providers, config: BotC
         while True:
             await take_instance_lock(lock, config.lock_retry)
             jobs = bill_jobs(providers=providers, bot=bot, config=config)
+            jobs.append(asyncio.create_task(publish_commands(bot, config.admin_ids), name="menu"))
             try:
                 await keep_instance_lock(lock, config.lock_retry)
             finally:

@@ -1,7 +1,8 @@
 """Every text the bot sends, in one place. Texts are HTML (the bot's parse mode):
 anything a user wrote goes through `quote` before it lands here."""
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from aiogram.utils.text_decorations import html_decoration
@@ -16,6 +17,11 @@ CANCEL_BUTTON = "Отмена"
 CONFIRM_BUTTON = "Подтвердить"
 PAY_LINK_BUTTON = "Ссылка на оплату счёта"
 CHECK_BUTTON = "Прошёл ли платёж?"
+BALANCE_BUTTON = "Мой баланс"
+
+# The bot's menu (setMyCommands): everyone's, and the admins' in their own chats.
+COMMANDS = {"start": "Начать сначала", "balance": "Мой баланс и последние операции"}
+ADMIN_COMMANDS = {**COMMANDS, "admin": "Ссылка на админку"}
 
 ASK_AMOUNT = "Введите сумму, на которую вы хотите пополнить баланс"
 SUPPORT = "Что-то пошло не так. Отчет отправлен в службу поддержки."
@@ -56,6 +62,25 @@ def greeting(first_name: str) -> str:
         "Я - бот для пополнения баланса.\n"
         "Нажмите на кнопку, чтобы пополнить баланс"
     )
+
+
+_LEDGER_KINDS = {"topup": "Пополнение", "refund": "Возврат", "adjustment": "Корректировка"}
+
+
+def statement(balance: Decimal, entries: Iterable[tuple[datetime, str, Decimal]]) -> str:
+    """/balance: the balance, then the last changes as (local time, kind, amount)."""
+    lines = [f"Ваш баланс: {money(balance)}"]
+    rows = [
+        f"{when:%d.%m.%Y %H:%M} · {_LEDGER_KINDS.get(kind, kind)} {signed_money(amount)}"
+        for when, kind, amount in entries
+    ]
+    lines += ["", "Последние операции:", *rows] if rows else ["", "Операций пока не было."]
+    return "\n".join(lines)
+
+
+def signed_money(amount: Decimal) -> str:
+    """+150 ₽, −50 ₽ (a true minus sign)."""
+    return ("+" if amount > 0 else "−") + money(abs(amount))
 
 
 def bad_amount(minimum: Decimal, maximum: Decimal) -> str:

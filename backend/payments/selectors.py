@@ -1,4 +1,5 @@
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -99,6 +100,22 @@ def unpaid_invoices_since(
     return rows.order_by("created_at").values_list("created_at", flat=True).first()
 
 
+@dataclass(frozen=True)
+class Statement:
+    """A user's balance and their last changes, newest first, as one moment saw them."""
+
+    balance: Decimal
+    entries: list[LedgerEntry]
+
+
+def user_statement(*, user: TelegramUser, limit: int = 5) -> Statement:
+    """The balance is the newest row's `balance_after`, read in the same query as the
+    rows: a credit committed meanwhile cannot make the two disagree."""
+    entries = list(LedgerEntry.objects.filter(user=user).order_by("-id")[:limit])
+    balance = entries[0].balance_after if entries else user.balance
+    return Statement(balance=balance, entries=entries)
+
+
 def ledger_sum(*, user: TelegramUser) -> Decimal:
     total = LedgerEntry.objects.filter(user=user).aggregate(total=Sum("amount"))["total"]
     return total or Decimal("0.00")
@@ -108,3 +125,4 @@ def ledger_sum(*, user: TelegramUser) -> Decimal:
 abills_to_check = db_async(bills_to_check)
 abill_get_for_user = db_async(bill_get_for_user)
 abill_payable_error = db_async(bill_payable_error)
+auser_statement = db_async(user_statement)
