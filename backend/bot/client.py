@@ -58,25 +58,47 @@ def build_bot(*, token: str, api_server: str) -> Bot:
     )
 
 
-async def send(
+@dataclass(frozen=True)
+class Delivery:
+    """What became of a message: `message` when it was sent, else `bot_blocked` (the
+    user has blocked the bot) or an `error`."""
+
+    message: Message | None = None
+    bot_blocked: bool = False
+    error: str = ""
+
+
+async def deliver(
     bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
-) -> Message | None:
+) -> Delivery:
+    """Send a message: a 429 is waited out (backend.bot.session), a 403 marks the user as
+    having blocked the bot, a server or network fault is retried `ATTEMPTS` times. Any
+    other refusal (a 400) raises, as aiogram's TelegramBadRequest."""
     delay = 1.0
     for attempt in range(1, ATTEMPTS + 1):
-        try:  # a 429 is waited out below us, in backend.bot.session
-            return await bot.send_message(chat_id, text, reply_markup=reply_markup)
+        try:
+            return Delivery(
+                message=await bot.send_message(chat_id, text, reply_markup=reply_markup)
+            )
         except TelegramForbiddenError:
             logger.warning("user {} has blocked the bot: message not delivered", chat_id)
             await auser_mark_bot_blocked(telegram_id=chat_id)
-            return None
+            return Delivery(bot_blocked=True)
         except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
             if attempt == ATTEMPTS:
-                break
+                logger.error("message to {} not delivered after {} attempts", chat_id, ATTEMPTS)
+                return Delivery(error=redact(str(e)))
             logger.warning("sending to {} failed ({}), retrying in {} s", chat_id, e, delay)
             await asyncio.sleep(delay)
             delay *= 2
-    logger.error("message to {} not delivered after {} attempts", chat_id, ATTEMPTS)
-    return None
+    raise AssertionError("unreachable")
+
+
+async def send(
+    bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """`deliver`, for those who only need the message (None: not delivered)."""
+    return (await deliver(bot, chat_id, text, reply_markup)).message
 
 
 def transition_message(transition: BillTransition) -> tuple[str, InlineKeyboardMarkup | None]:

@@ -28,6 +28,7 @@ class BotConfig:
     update_concurrency: int = 64  # updates handled at once; the rest wait at Telegram
     # seconds between reads of getStarTransactions (backend.payments.reconcile)
     star_reconcile_interval: float = 300.0
+    notice_interval: float = 2.0  # seconds between looks for notices to send
 
     @classmethod
     def from_settings(cls) -> BotConfig:

@@ -27,6 +27,7 @@ from backend.bot.client import BillNotifier, publish_commands
 from backend.bot.config import BotConfig, WebhookConfig
 from backend.bot.instance_lock import InstanceLock, instance_lock
 from backend.bot.intake import STOP_GRACE, UpdateRunner
+from backend.bot.notices import run_notice_sender
 from backend.bot.polling import PollingIntake, install_stop_signals, remove_stop_signals
 from backend.bot.shared_state import SharedState
 from backend.bot.webhook import build_app, set_webhook
@@ -140,6 +141,18 @@ def bill_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyn
     return jobs
 
 
+def lock_holder_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyncio.Task]:
+    """What the one process holding the instance lock runs besides its intake: the bill
+    jobs, the notices to users, and setting the bot's menu once."""
+    return [
+        *bill_jobs(providers=providers, bot=bot, config=config),
+        asyncio.create_task(
+            run_notice_sender(bot=bot, interval=config.notice_interval), name="notices"
+        ),
+        asyncio.create_task(publish_commands(bot, config.admin_ids), name="menu"),
+    ]
+
+
 async def cancel(tasks: list[asyncio.Task]) -> None:
     for task in tasks:
         task.cancel()
@@ -208,8 +221,7 @@ async def _run_polling(
         started, _ = await until_stopped(stop, _start_polling(lock, bot, config))
         if not started:
             return
-        jobs = bill_jobs(providers=providers, bot=bot, config=config)
-        jobs.append(asyncio.create_task(publish_commands(bot, config.admin_ids), name="menu"))
+        jobs = lock_holder_jobs(providers=providers, bot=bot, config=config)
         intake = PollingIntake(
             bot=bot,
             dp=dp,
@@ -284,13 +296,12 @@ async def _run_webhook(
 
 
 async def _bill_jobs_when_locked(*, bot: Bot, providers: Providers, config: BotConfig) -> None:
-    """The bill jobs in one process of all that serve the webhook: the lock's holder."""
+    """The lock holder's jobs in one process of all that serve the webhook."""
     lock = instance_lock(bot.id)
     try:
         while True:
             await take_instance_lock(lock, config.lock_retry)
-            jobs = bill_jobs(providers=providers, bot=bot, config=config)
-            jobs.append(asyncio.create_task(publish_commands(bot, config.admin_ids), name="menu"))
+            jobs = lock_holder_jobs(providers=providers, bot=bot, config=config)
             try:
                 await keep_instance_lock(lock, config.lock_retry)
             finally:

@@ -83,6 +83,19 @@ def signed_money(amount: Decimal) -> str:
     return ("+" if amount > 0 else "−") + money(abs(amount))
 
 
+def notice(kind: str, amount: Decimal, balance: Decimal, reason: str = "") -> str:
+    """A change of the balance the user did not make: a refund, an admin's correction
+    (`reason` only when the admin chose to show it)."""
+    if kind == "refund":
+        lines = [f"Оплата возвращена: {signed_money(amount)}."]
+    else:
+        lines = [f"Баланс изменён администратором: {signed_money(amount)}."]
+    if reason:
+        lines.append(f"Причина: {quote(reason)}")
+    lines.append(f"Ваш баланс: {money(balance)}")
+    return "\n".join(lines)
+
+
 def bad_amount(minimum: Decimal, maximum: Decimal) -> str:
     return (
         "Сумма должна быть целым числом рублей "

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from backend.common.display import moment
 from backend.common.money import money_format
 from backend.payments.flows import bill_refund
-from backend.payments.models import Bill, LedgerEntry
+from backend.payments.models import Bill, LedgerEntry, UserNotice
 from backend.payments.poller import check_now
 from backend.payments.providers.base import ProviderError, ProviderRefused, Quote
 from backend.payments.services import BalanceError, BillTransition
@@ -235,6 +235,7 @@ class LedgerEntryAdmin(LedgerColumns, ReadOnlyAdmin):
         "bill",
         "admin",
         "reason",
+        "notice_state",
     )
     list_filter = ("kind", "created_at")
     search_fields = ("bill__id",)
@@ -245,3 +246,14 @@ class LedgerEntryAdmin(LedgerColumns, ReadOnlyAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return search_by_id_or_telegram_id(queryset, search_term, "bill_id"), False
+
+    @admin.display(description=_("notice to the user"))
+    def notice_state(self, entry: LedgerEntry) -> str:
+        """What became of the message telling the user of this change, if any."""
+        notice = UserNotice.objects.filter(entry=entry).first()
+        if notice is None:
+            return _("none")
+        state = str(notice.get_status_display())
+        if notice.sent_at is not None:
+            state += ", " + moment(notice.sent_at)
+        return state + (f" ({notice.error})" if notice.error else "")

@@ -177,3 +177,41 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("ledger entries are append-only")
+
+
+class UserNotice(models.Model):
+    """A message telling a user about a change of their balance that they did not make
+    themselves (a refund, an admin's correction), written in the change's transaction
+    and sent later by the bot process that runs the bill jobs (backend/bot/notices.py):
+    the admin's request never waits for Telegram.
+
+    Sent at most once: a notice is SENDING before the message goes out, and one found
+    SENDING after a crash is UNKNOWN, never sent again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("queued")
+        SENDING = "sending", _("being sent")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("not delivered")
+        BOT_BLOCKED = "bot_blocked", _("the user has blocked the bot")
+        SKIPPED = "skipped", _("not sent: the user is blocked")
+        UNKNOWN = "unknown", _("unknown: the bot stopped while sending")
+
+    entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, related_name="notice", verbose_name=_("change")
+    )
+    show_reason = models.BooleanField(_("reason shown"), default=False)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("notice to a user")
+        verbose_name_plural = _("notices to users")
+        indexes = [models.Index(fields=["status", "id"], name="notice_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.entry} → {self.get_status_display()}"

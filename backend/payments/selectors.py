@@ -7,7 +7,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from backend.common.db import db_async
-from backend.payments.models import Bill, LedgerEntry
+from backend.payments.models import Bill, LedgerEntry, UserNotice
 from backend.payments.vocabulary import ProviderName
 from backend.users.models import TelegramUser
 
@@ -116,6 +116,12 @@ def user_statement(*, user: TelegramUser, limit: int = 5) -> Statement:
     return Statement(balance=balance, entries=entries)
 
 
+def notices_pending(*, limit: int = 100) -> list[UserNotice]:
+    """The oldest notices still to send, with their change and user."""
+    rows = UserNotice.objects.filter(status=UserNotice.Status.PENDING)
+    return list(rows.select_related("entry__user").order_by("id")[:limit])
+
+
 def ledger_sum(*, user: TelegramUser) -> Decimal:
     total = LedgerEntry.objects.filter(user=user).aggregate(total=Sum("amount"))["total"]
     return total or Decimal("0.00")
@@ -126,3 +132,4 @@ abills_to_check = db_async(bills_to_check)
 abill_get_for_user = db_async(bill_get_for_user)
 abill_payable_error = db_async(bill_payable_error)
 auser_statement = db_async(user_statement)
+anotices_pending = db_async(notices_pending)

@@ -25,7 +25,7 @@ from loguru import logger
 
 from backend.common.db import db_async
 from backend.common.money import CENT, MAX_AMOUNT, money_format, money_value
-from backend.payments.models import Bill, LedgerEntry
+from backend.payments.models import Bill, LedgerEntry, UserNotice
 from backend.payments.providers.base import Quote
 from backend.payments.vocabulary import BillStatus, ProviderName
 from backend.users.models import TelegramUser
@@ -300,9 +300,12 @@ def balance_adjust(
     admin: AbstractBaseUser | None = None,
     expected_balance: Decimal | None = None,
     idempotency_key: str | None = None,
+    notify: bool = False,
+    show_reason: bool = False,
 ) -> LedgerEntry:
     """An admin's correction of a balance: a signed amount and a reason, never below zero
-    and never above MAX_AMOUNT.
+    and never above MAX_AMOUNT. With `notify` the user is told (a UserNotice written with
+    the change; the reason only with `show_reason`).
 
     With `expected_balance` (the balance the admin saw) the change is refused if the
     balance is different by now. With `idempotency_key` (the admin form's) the change is
@@ -317,6 +320,8 @@ def balance_adjust(
             admin=admin,
             expected_balance=expected_balance,
             idempotency_key=idempotency_key,
+            notify=notify,
+            show_reason=show_reason,
         )
     except (IntegrityError, BalanceError):
         applied = _adjustment_applied(idempotency_key)
@@ -340,6 +345,8 @@ def _balance_adjust(
     admin: AbstractBaseUser | None,
     expected_balance: Decimal | None,
     idempotency_key: str | None,
+    notify: bool,
+    show_reason: bool,
 ) -> LedgerEntry:
     if (applied := _adjustment_applied(idempotency_key)) is not None:
         raise AdjustmentReplayed(applied)
@@ -362,6 +369,8 @@ def _balance_adjust(
         expected_balance=expected_balance,
         idempotency_key=idempotency_key or None,
     )
+    if notify:
+        UserNotice.objects.create(entry=entry, show_reason=show_reason)
     logger.info(
         "balance of user {} adjusted by {} ({}): {} by {}",
         user.telegram_id, amount, reason, entry.balance_after,
@@ -479,12 +488,43 @@ def bill_refund_begin(*, bill_id: str, admin: AbstractBaseUser | None = None) ->
     return bill
 
 
+@transaction.atomic
 def bill_refund_finish(*, bill_id: str) -> Bill:
-    """The provider has given the money back."""
-    Bill.objects.filter(pk=bill_id, status=Bill.Status.REFUNDING).update(
+    """The provider has given the money back; the user is told (a UserNotice of the
+    refund row, written with the status)."""
+    moved = Bill.objects.filter(pk=bill_id, status=Bill.Status.REFUNDING).update(
         status=Bill.Status.REFUNDED, status_changed_at=timezone.now()
     )
+    if moved:
+        entry = LedgerEntry.objects.get(bill_id=bill_id, kind=LedgerEntry.Kind.REFUND)
+        UserNotice.objects.create(entry=entry)
     return Bill.objects.select_related("user").get(pk=bill_id)
+
+
+# --- notices to users (sent by backend/bot/notices.py) ------------------------------------
+
+
+def notices_interrupted() -> int:
+    """Notices a sender had begun to send when it stopped: UNKNOWN, never sent again (the
+    message may have gone out). Called when a sender starts; returns how many."""
+    return UserNotice.objects.filter(status=UserNotice.Status.SENDING).update(
+        status=UserNotice.Status.UNKNOWN, error=_("the bot stopped while sending it")
+    )
+
+
+def notice_claim(*, notice_id: int) -> bool:
+    """PENDING → SENDING, before the message goes out; False if it was not PENDING."""
+    rows = UserNotice.objects.filter(pk=notice_id, status=UserNotice.Status.PENDING)
+    return rows.update(status=UserNotice.Status.SENDING) == 1
+
+
+def notice_finish(*, notice_id: int, status: UserNotice.Status, error: str = "") -> None:
+    """What became of a notice being sent."""
+    UserNotice.objects.filter(pk=notice_id, status=UserNotice.Status.SENDING).update(
+        status=status,
+        error=error[:2000],
+        sent_at=timezone.now() if status == UserNotice.Status.SENT else None,
+    )
 
 
 @transaction.atomic
@@ -522,3 +562,6 @@ abill_expire = db_async(bill_expire)
 abill_refund_begin = db_async(bill_refund_begin)
 abill_refund_finish = db_async(bill_refund_finish)
 abill_refund_cancel = db_async(bill_refund_cancel)
+anotices_interrupted = db_async(notices_interrupted)
+anotice_claim = db_async(notice_claim)
+anotice_finish = db_async(notice_finish)

@@ -297,6 +297,8 @@ class TelegramUserAdmin(admin.ModelAdmin):
                     # "set to" is meant against the balance the admin saw
                     expected_balance=data["seen_balance"] if data["set_to"] is not None else None,
                     idempotency_key=data["key"],
+                    notify=data["notify"],
+                    show_reason=data["show_reason"],
                 )
             except AdjustmentReplayed as e:
                 self.message_user(
@@ -322,15 +324,13 @@ class TelegramUserAdmin(admin.ModelAdmin):
                     _("Balance %(amount)s: %(reason)s")
                     % {"amount": money_format(entry.amount, signed=True), "reason": entry.reason},
                 )
-                self.message_user(
-                    request,
-                    _("Balance changed by %(amount)s, now %(balance)s.")
-                    % {
-                        "amount": money_format(entry.amount, signed=True),
-                        "balance": money_format(entry.balance_after),
-                    },
-                    messages.SUCCESS,
-                )
+                done = _("Balance changed by %(amount)s, now %(balance)s.") % {
+                    "amount": money_format(entry.amount, signed=True),
+                    "balance": money_format(entry.balance_after),
+                }
+                if data["notify"]:
+                    done += " " + _("The bot will tell the user.")
+                self.message_user(request, done, messages.SUCCESS)
                 return redirect(reverse("admin:users_telegramuser_change", args=[user.pk]))
         context = {
             **self.admin_site.each_context(request),

@@ -59,6 +59,14 @@ class BalanceAdjustmentForm(forms.Form):
         max_length=REASON_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    notify = forms.BooleanField(
+        label=_("Notify the user"),
+        required=False,
+        help_text=_("the bot tells them the change and the new balance"),
+    )
+    show_reason = forms.BooleanField(
+        label=_("Show the reason"), required=False, help_text=_("in the message to the user")
+    )
     seen_balance = MoneyInput(widget=forms.HiddenInput, signed=False)
     key = forms.CharField(
         widget=forms.HiddenInput,
@@ -73,6 +81,8 @@ class BalanceAdjustmentForm(forms.Form):
         data = super().clean()
         if self.has_error("amount") or self.has_error("set_to"):
             return data  # the field's own error says it all
+        if data.get("show_reason") and not data.get("notify"):
+            self.add_error("show_reason", _("The reason is shown only in a notice to the user."))
         amount, set_to = data.get("amount"), data.get("set_to")
         if (amount is None) == (set_to is None):
             raise forms.ValidationError(_("Give either an amount to change by or a new balance."))
