@@ -1,9 +1,16 @@
 from asgiref.sync import async_to_sync
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from backend.common.display import moment
 from backend.common.money import money_format
@@ -11,6 +18,13 @@ from backend.payments.flows import bill_refund
 from backend.payments.models import Bill, LedgerEntry, UserNotice
 from backend.payments.poller import check_now
 from backend.payments.providers.base import ProviderError, ProviderRefused, Quote
+from backend.payments.reconciliation import (
+    NotCredited,
+    default_days,
+    payment_credit,
+    period,
+    statement_for_period,
+)
 from backend.payments.services import BalanceError, BillTransition
 from backend.payments.vocabulary import ProviderName
 
@@ -78,6 +92,29 @@ async def _refund(bill_ids: list[str], admin_user) -> list[tuple[str, str | None
     return results
 
 
+class PeriodForm(forms.Form):
+    """The reconciliation's period: two days, both included."""
+
+    since = forms.DateField(label=_("from"), widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("to"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError(_("The period ends before it begins."))
+        return data
+
+
+class CreditForm(PeriodForm):
+    """«Зачислить»: which payment of which bill; the provider confirms it again."""
+
+    provider = forms.ChoiceField(
+        choices=[(p, p) for p in (ProviderName.YOOKASSA, ProviderName.TELEGRAM)]
+    )
+    bill_id = forms.CharField(max_length=64)
+    charge_id = forms.CharField(max_length=255)
+
+
 @admin.register(Bill)
 class BillAdmin(ReadOnlyAdmin):
     # What fits a 1366 px screen (tests/test_admin_browser.py); the provider's status,
@@ -110,6 +147,107 @@ class BillAdmin(ReadOnlyAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return search_by_id_or_telegram_id(queryset, search_term, charge_field="charge_id"), False
+
+    # --- «Сверка платежей» ------------------------------------------------------------
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "reconciliation/",
+                view(self.reconciliation_view),
+                name="payments_bill_reconciliation",
+            ),
+            path(
+                "reconciliation/credit/",
+                view(require_POST(self.reconciliation_credit_view)),
+                name="payments_bill_reconciliation_credit",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_reconcile": self.has_view_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def reconciliation_view(self, request: HttpRequest) -> HttpResponse:
+        """The period's payments at the providers beside our bills and ledger: the rows
+        that differ first, a «Зачислить» button by each missing credit."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        first, last = default_days()
+        form = PeriodForm(request.GET or None, initial={"since": first, "until": last})
+        statement = None
+        if not form.is_bound or form.is_valid():
+            if form.is_bound:
+                first, last = form.cleaned_data["since"], form.cleaned_data["until"]
+            since, until = period(first, last)
+            statement = async_to_sync(statement_for_period)(since=since, until=until)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Payment reconciliation"),
+            "opts": self.opts,
+            "form": form,
+            "statement": statement,
+            "first": first,
+            "last": last,
+            "can_credit": self.has_check_permission(request),
+        }
+        return TemplateResponse(request, "admin/payments/bill/reconciliation.html", context)
+
+    def reconciliation_credit_view(self, request: HttpRequest) -> HttpResponse:
+        """«Зачислить»: one missing payment, confirmed by its provider again, credited
+        once through the services, with this admin's name in the ledger."""
+        if not self.has_check_permission(request):
+            raise PermissionDenied
+        form = CreditForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, _("The form is not valid."), messages.ERROR)
+            return redirect(reverse("admin:payments_bill_reconciliation"))
+        data = form.cleaned_data
+        back = (
+            reverse("admin:payments_bill_reconciliation")
+            + "?"
+            + urlencode({"since": data["since"].isoformat(), "until": data["until"].isoformat()})
+        )
+        try:
+            transition = async_to_sync(payment_credit)(
+                provider_name=ProviderName(data["provider"]),
+                bill_id=data["bill_id"],
+                charge_id=data["charge_id"],
+                since=period(data["since"], data["until"])[0],
+                admin=request.user,
+            )
+        except NotCredited as e:
+            message = _("Bill %(bill)s not credited: %(error)s")
+            self.message_user(
+                request, message % {"bill": data["bill_id"], "error": e}, messages.ERROR
+            )
+            return redirect(back)
+        except ProviderError as e:
+            message = _("The payment provider is unavailable: %(error)s")
+            self.message_user(request, message % {"error": e}, messages.ERROR)
+            return redirect(back)
+        bill = transition.bill
+        if transition.credited:
+            self.log_change(request, bill, _("Credited from the reconciliation of payments"))
+            message = _("Bill %(bill)s credited: %(amount)s, the balance is %(balance)s now.")
+            self.message_user(
+                request,
+                message
+                % {
+                    "bill": bill.pk,
+                    "amount": money_format(bill.amount, signed=True),
+                    "balance": money_format(transition.balance),
+                },
+                messages.SUCCESS,
+            )
+        else:
+            message = _("Bill %(bill)s had been credited already; nothing has changed now.")
+            self.message_user(request, message % {"bill": bill.pk}, messages.WARNING)
+        return redirect(back)
 
     @admin.display(description=_("amount"), ordering="amount")
     def sum(self, bill: Bill) -> str:

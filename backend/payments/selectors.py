@@ -122,6 +122,53 @@ def notices_pending(*, limit: int = 100) -> list[UserNotice]:
     return list(rows.select_related("entry__user").order_by("id")[:limit])
 
 
+# --- the owner's reconciliation (backend.payments.reconciliation) ----------------------
+
+# A bill in one of these has been credited (a refund came after its credit).
+CREDITED_STATUSES = (Bill.Status.PAID, Bill.Status.REFUNDING, Bill.Status.REFUNDED)
+
+
+def bills_credited_between(
+    *, provider: ProviderName, since: datetime, until: datetime
+) -> list[Bill]:
+    """Bills of `provider` created at `since` or later and before `until` that were
+    credited by their status, or that have a top-up row in the ledger whatever their
+    status says."""
+    topped_up = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP).values("bill_id")
+    return list(
+        Bill.objects.filter(provider=provider, created_at__gte=since, created_at__lt=until)
+        .filter(Q(status__in=CREDITED_STATUSES) | Q(pk__in=topped_up))
+        .select_related("user")
+        .order_by("created_at")
+    )
+
+
+def bills_by_ids(*, provider: ProviderName, bill_ids: Iterable[str]) -> dict[str, Bill]:
+    """The bills of `provider` among `bill_ids`, by id; ids longer than a bill id are
+    none of ours."""
+    found: dict[str, Bill] = {}
+    for chunk in _chunks(b for b in bill_ids if 0 < len(b) <= 64):
+        rows = Bill.objects.filter(pk__in=chunk, provider=provider).select_related("user")
+        found.update((bill.pk, bill) for bill in rows)
+    return found
+
+
+def ledger_topups(*, bill_ids: Iterable[str]) -> dict[str, list[Decimal]]:
+    """The amounts of the top-up rows of each of these bills (none: not in the dict)."""
+    topups: dict[str, list[Decimal]] = {}
+    for chunk in _chunks(bill_ids):
+        rows = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, bill_id__in=chunk)
+        for bill_id, amount in rows.order_by("pk").values_list("bill_id", "amount"):
+            topups.setdefault(bill_id, []).append(amount)
+    return topups
+
+
+def providers_billed_between(*, since: datetime, until: datetime) -> set[str]:
+    """The providers that have bills created in the period."""
+    rows = Bill.objects.filter(created_at__gte=since, created_at__lt=until)
+    return set(rows.values_list("provider", flat=True).distinct())
+
+
 def ledger_sum(*, user: TelegramUser) -> Decimal:
     total = LedgerEntry.objects.filter(user=user).aggregate(total=Sum("amount"))["total"]
     return total or Decimal("0.00")

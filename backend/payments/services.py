@@ -207,13 +207,17 @@ def bill_apply_status(
     currency: str | None = None,
     pay_url: str = "",
     expired_locally: bool = False,
+    admin: AbstractBaseUser | None = None,
+    reason: str = "",
 ) -> BillTransition:
     """Apply what the provider reported; credit the balance on PAID.
 
     `status` is the provider's answer in the shared vocabulary (WAITING, PAID, REJECTED,
     EXPIRED; None for a word its adapter does not know), `provider_status` its own word,
     stored as it is. `expired_locally` is set when we rejected a bill past its lifetime:
-    a REJECTED answer then means the bill expired, and it is stored as EXPIRED.
+    a REJECTED answer then means the bill expired, and it is stored as EXPIRED. `admin`
+    and `reason`: who asked for this credit and why (the reconciliation's «Зачислить»),
+    written into its ledger row.
     """
     if status is not None and status != BillStatus.WAITING and status not in PROVIDER_FINAL:
         raise ValueError(f"a provider does not report {status}")
@@ -246,11 +250,17 @@ def bill_apply_status(
         return BillTransition(bill=bill, changed=False, mismatch=True)
     if status == BillStatus.REJECTED and expired_locally:
         status = BillStatus.EXPIRED
-    return _bill_move(bill, status, stored_word)
+    return _bill_move(bill, status, stored_word, admin=admin, reason=reason)
 
 
 def _bill_move(
-    bill: Bill, new_status: str, provider_status: str, pay_url: str = ""
+    bill: Bill,
+    new_status: str,
+    provider_status: str,
+    pay_url: str = "",
+    *,
+    admin: AbstractBaseUser | None = None,
+    reason: str = "",
 ) -> BillTransition:
     now = timezone.now()
     fields = {"status": new_status, "provider_status": provider_status, "status_changed_at": now}
@@ -269,7 +279,12 @@ def _bill_move(
     balance = None
     if new_status == Bill.Status.PAID:
         entry = _balance_change(
-            user_id=bill.user_id, amount=bill.amount, kind=LedgerEntry.Kind.TOPUP, bill=bill
+            user_id=bill.user_id,
+            amount=bill.amount,
+            kind=LedgerEntry.Kind.TOPUP,
+            bill=bill,
+            admin=admin,
+            reason=reason,
         )
         balance = entry.balance_after
         logger.info(
@@ -399,11 +414,14 @@ def bill_pay_reported(
     total: int,
     charge_id: str,
     provider_charge_id: str = "",
+    admin: AbstractBaseUser | None = None,
+    reason: str = "",
 ) -> BillTransition:
     """A provider reports a payment of a bill (Telegram's successful_payment): credit it
     once. The same charge reported again changes nothing; a payment that does not match
     the bill (someone else's, another sum) is stored nowhere and reported as a mismatch,
-    for people to look at: the money has been taken."""
+    for people to look at: the money has been taken. `admin` and `reason` as in
+    `bill_apply_status`."""
     bill_id = bill_id[:64]  # Telegram's payload: whatever a client sent
     bill = _bills_locked().filter(pk=bill_id).first()
     if bill is not None and bill.charge_id == charge_id:
@@ -424,7 +442,7 @@ def bill_pay_reported(
         charge_id=charge_id, provider_charge_id=provider_charge_id[:255]
     )
     bill.charge_id, bill.provider_charge_id = charge_id, provider_charge_id[:255]
-    return _bill_move(bill, Bill.Status.PAID, "PAID")
+    return _bill_move(bill, Bill.Status.PAID, "PAID", admin=admin, reason=reason)
 
 
 def _payment_matches(bill: Bill, telegram_id: int, currency: str, total: int) -> bool:

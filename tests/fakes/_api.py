@@ -23,6 +23,7 @@ class ApiRequest:
     headers: dict[str, str]
     json: Any | None
     failed: bool = False
+    query: dict[str, str] = field(default_factory=dict)  # the URL's parameters
     consumed: bool = field(default=False, repr=False)
     at: float = field(default_factory=time.monotonic, repr=False)  # when it came
 
@@ -104,6 +105,7 @@ class FakeApi(FakeServer):
             dict(request.headers),
             body,
             failed=True,
+            query=dict(request.query),
         )
         self.requests.append(req)
         if self._faults[request.method]:

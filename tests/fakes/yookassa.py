@@ -4,8 +4,12 @@ It checks what the real one checks of our calls: Basic auth with the shop id and
 key; an `Idempotence-Key` on every POST (the same key with the same body answers what
 the first request got — the same payment — and with another body a 400); the amount in
 rubles with exactly two decimals; `capture` and a `redirect` confirmation with its
-`return_url`. Tests move a payment (`set_status`) and queue faults (`fail_next`: 429
-with Retry-After, 500, slow answers, bad JSON, 401).
+`return_url`. `GET /payments` lists payments as YooKassa documents it: the newest first,
+filtered by `created_at.gte`/`.gt`/`.lte`/`.lt` and `status`, `limit` of 1…100 a page,
+the next page by the answer's `next_cursor` sent back as `cursor` with the same filters
+(an unknown cursor, parameter or value is a 400). Tests move a payment (`set_status`),
+plant payments of other makers (`add_payment`) and queue faults (`fail_next`: 429 with
+Retry-After, 500, slow answers, bad JSON, 401).
 
 Every change of a payment's status is also written to `events` as YooKassa would name
 its notification (`payment.succeeded`, `payment.canceled`,
@@ -53,7 +57,32 @@ def _failure(status: int, description: str, parameter: str | None = None) -> Api
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _created(payment: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(payment["created_at"].replace("Z", "+00:00"))
+
+
+_LIST_PARAMETERS = {
+    "created_at.gte",
+    "created_at.gt",
+    "created_at.lte",
+    "created_at.lt",
+    "status",
+    "limit",
+    "cursor",
+}
+_COMPARE = {
+    "gte": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +101,8 @@ class FakeYooKassa(FakeApi):
         self.events: list[Event] = []
         # (method, path, Idempotence-Key) → (the request's body, the answer it got)
         self._idempotent: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
+        # cursor → (the filters of the list it continues, the offset of its page)
+        self._cursors: dict[str, tuple[dict[str, str], int]] = {}
 
     @property
     def api_url(self) -> str:
@@ -95,6 +126,8 @@ class FakeYooKassa(FakeApi):
             raise _failure(404, f"No route for {req.method} {req.path}")
         if req.method == "GET" and match["id"] and not match["action"]:
             return self._get(match["id"])
+        if req.method == "GET" and match["id"] is None:
+            return self._list(req.query)
         if req.method != "POST" or (match["id"] is None) == bool(match["action"]):
             self.unexpected.append(req)
             raise _failure(404, f"No route for {req.method} {req.path}")
@@ -166,6 +199,48 @@ class FakeYooKassa(FakeApi):
             raise _failure(404, "Payment not found", "payment_id")
         return self.payments[payment_id]
 
+    def _list(self, query: dict[str, str]) -> dict[str, Any]:
+        unknown = set(query) - _LIST_PARAMETERS
+        if unknown:
+            raise _failure(400, f"Unknown parameters: {sorted(unknown)}", sorted(unknown)[0])
+        filters = {k: v for k, v in query.items() if k not in ("limit", "cursor")}
+        limit = query.get("limit", "10")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise _failure(400, f"limit must be 1…100, got {limit!r}", "limit")
+        offset = 0
+        if "cursor" in query:
+            seen = self._cursors.get(query["cursor"])
+            if seen is None or seen[0] != filters:
+                raise _failure(400, "Invalid cursor (or other filters than its list's)", "cursor")
+            offset = seen[1]
+        bounds = []
+        for key, value in filters.items():
+            if key == "status":
+                if value not in STATUSES:
+                    raise _failure(400, f"Unknown status {value!r}", "status")
+                continue
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise _failure(400, f"{key} is not an ISO 8601 time: {value!r}", key) from None
+            if moment.tzinfo is None:
+                raise _failure(400, f"{key} has no time zone: {value!r}", key)
+            bounds.append((key.partition(".")[2], moment))
+        chosen = [
+            p
+            for p in self.payments.values()
+            if filters.get("status", p["status"]) == p["status"]
+            and all(_COMPARE[op](_created(p), moment) for op, moment in bounds)
+        ]
+        chosen.sort(key=_created, reverse=True)
+        end = offset + int(limit)
+        answer: dict[str, Any] = {"type": "list", "items": chosen[offset:end]}
+        if end < len(chosen):
+            cursor = uuid.uuid4().hex
+            self._cursors[cursor] = (filters, end)
+            answer["next_cursor"] = cursor
+        return answer
+
     def _cancel(self, payment_id: str) -> dict[str, Any]:
         payment = self._get(payment_id)
         if payment["status"] != "waiting_for_capture":
@@ -211,6 +286,36 @@ class FakeYooKassa(FakeApi):
         if status != "pending":
             self.events.append(Event(f"payment.{status}", copy.deepcopy(payment)))
         self._notify()
+
+    def add_payment(
+        self,
+        value: str,
+        *,
+        status: str = "succeeded",
+        bill_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> str:
+        """A payment made at the shop without our adapter (another site's, or one whose
+        bill the bot lost): `metadata.bill_id` only when given. Returns its id."""
+        payment_id = f"{uuid.uuid4().hex[:8]}-000f-5000-9000-{uuid.uuid4().hex[:12]}"
+        self.payments[payment_id] = {
+            "id": payment_id,
+            "status": "pending",
+            "paid": False,
+            "amount": {"value": value, "currency": "RUB"},
+            "created_at": _iso(created_at or datetime.now(UTC)),
+            "description": "",
+            "metadata": {} if bill_id is None else {"bill_id": bill_id},
+            "recipient": {"account_id": self.shop_id, "gateway_id": "1000001"},
+            "refundable": False,
+            "test": True,
+        }
+        if status != "pending":
+            self.set_status(payment_id, status)
+        return payment_id
+
+    def set_created_at(self, payment_id: str, moment: datetime) -> None:
+        self.payments[payment_id]["created_at"] = _iso(moment)
 
     def set_amount(self, payment_id: str, value: str, currency: str | None = None) -> None:
         amount = self.payments[payment_id]["amount"]

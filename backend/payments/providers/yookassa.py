@@ -9,7 +9,7 @@ asks up to BILL_POLL_CONCURRENCY at once); it sends its requests with no timeout
 hold such a thread for good; it keeps shop id and key in class attributes shared by the
 whole process; it opens a new connection for every request; and an answer that is not
 JSON, or no answer, raises a JSON or AttributeError instead of its own errors. The
-calls we need are three, so they are made here, over aiohttp (`HttpPool`, as QIWI's).
+calls we need are four, so they are made here, over aiohttp (`HttpPool`, as QIWI's).
 
 A top-up is one payment: `capture: true` (the money is taken at once, no second step),
 a `redirect` confirmation whose `confirmation_url` is the pay link, our bill id as the
@@ -30,6 +30,10 @@ stays payable until YooKassa cancels it itself. `reject_bill` says so by answeri
 still WAITING; the bill then expires here by its lifetime and is asked about during the
 late-payment grace period, so a payment that still comes is credited.
 
+Listing (`list_payments`, for the owner's reconciliation): `GET /payments` with
+`created_at.gte` and `created_at.lt`, 100 a page, the next page asked for by the
+answer's `next_cursor`, at most `LIST_MAX_PAGES` pages.
+
 Errors: 401 and 403 raise ProviderAuthError, 404 ProviderNotFound, 429
 ProviderRateLimited (with Retry-After), 400 ProviderRefused; anything else (5xx, a
 timeout, an answer that is not a JSON payment) ProviderError. No message holds a header
@@ -41,9 +45,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from backend.common.money import CENT
 from backend.payments.providers.base import (
@@ -73,6 +79,33 @@ EXPIRED_REASON = "expired_on_confirmation"  # cancelled by YooKassa: nobody paid
 DESCRIPTION_MAX = 128  # characters of a payment's description
 CREATE_TRIES = 2  # a create that got no clear answer is sent once more, with the same key
 PROCESSING_PAUSE_MAX = 2.0  # seconds waited for a 202 «processing» before asking again
+LIST_PAGE = 100  # the largest `limit` of GET /payments
+LIST_MAX_PAGES = 50  # 5 000 payments: a read that goes further says it stopped
+
+
+@dataclass(frozen=True)
+class YooKassaPayment:
+    """One payment as GET /payments lists it. `bill_id` is its `metadata.bill_id`, empty
+    for a payment this bot did not make (the shop may take payments elsewhere too)."""
+
+    payment_id: str
+    bill_id: str
+    status: BillStatus | None  # the shared word; None: a word we do not know
+    provider_status: str  # YooKassa's own word
+    amount: Decimal
+    currency: str
+    created_at: datetime
+    paid: bool
+
+
+@dataclass(frozen=True)
+class YooKassaPayments:
+    """What `list_payments` read, as YooKassa ordered it (the newest first). `complete`:
+    the list was read to its end; if not, it stopped at `max_pages`."""
+
+    payments: tuple[YooKassaPayment, ...]
+    complete: bool
+    pages: int
 
 
 class YooKassaProvider:
@@ -154,6 +187,44 @@ class YooKassaProvider:
         )
         return _bill(payment, bill_id=bill_id)
 
+    async def list_payments(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        status: str = "",
+        max_pages: int = LIST_MAX_PAGES,
+    ) -> YooKassaPayments:
+        """The shop's payments created at `since` or later and before `until` (only those
+        in YooKassa's `status`, when given), following `next_cursor` for at most
+        `max_pages` pages of 100. ProviderError: YooKassa did not answer, or answered
+        something that is not a list of payments."""
+        query = {
+            "created_at.gte": _timestamp(since),
+            "created_at.lt": _timestamp(until),
+            "limit": str(LIST_PAGE),
+        }
+        if status:
+            query["status"] = status
+        payments: dict[str, YooKassaPayment] = {}
+        cursor, pages = "", 0
+        while pages < max_pages:
+            page = {**query, "cursor": cursor} if cursor else query
+            answer = await self._request("GET", "/payments?" + urlencode(page))
+            pages += 1
+            items = answer.get("items")
+            if answer.get("type") != "list" or not isinstance(items, list):
+                raise ProviderError("YooKassa GET /payments: the answer is not a list")
+            for item in items:
+                payment = _listed(item)
+                payments.setdefault(payment.payment_id, payment)
+            cursor = answer.get("next_cursor") or ""
+            if not isinstance(cursor, str):
+                raise ProviderError("YooKassa GET /payments: next_cursor is not a string")
+            if not cursor:
+                return YooKassaPayments(tuple(payments.values()), complete=True, pages=pages)
+        return YooKassaPayments(tuple(payments.values()), complete=False, pages=pages)
+
     async def close(self) -> None:
         await self._http.close()
 
@@ -182,7 +253,7 @@ class YooKassaProvider:
         body: dict[str, Any] | None = None,
         idempotence_key: str = "",
     ) -> dict[str, Any]:
-        where = f"YooKassa {method} {path}"
+        where = f"YooKassa {method} {path.partition('?')[0]}"
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         data = None
         if body is not None:
@@ -279,3 +350,33 @@ def _bill(payment: dict[str, Any], *, bill_id: str) -> ProviderBill:
         raw=payment,
         charge_id=charge_id,
     )
+
+
+def _timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as YooKassa writes its own: 2026-11-01T00:00:00.000Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _listed(payment: Any) -> YooKassaPayment:
+    """A payment of GET /payments' `items`; one lacking a field we need raises
+    ProviderError."""
+    try:
+        word = str(payment["status"])
+        amount = Decimal(str(payment["amount"]["value"]))
+        created = datetime.fromisoformat(str(payment["created_at"]).replace("Z", "+00:00"))
+        metadata = payment.get("metadata") or {}
+        listed = YooKassaPayment(
+            payment_id=str(payment["id"]),
+            bill_id=str(metadata.get("bill_id") or ""),
+            status=STATUSES.get(word),
+            provider_status=word,
+            amount=amount,
+            currency=str(payment["amount"]["currency"]),
+            created_at=created,
+            paid=payment.get("paid") is True,
+        )
+    except (KeyError, TypeError, AttributeError, InvalidOperation, ValueError) as e:
+        raise ProviderError(f"YooKassa listed a payment without a field we need: {e!r}") from None
+    if not amount.is_finite() or created.tzinfo is None:  # an aware time, a real number
+        raise ProviderError(f"YooKassa listed payment {listed.payment_id} with a bad amount")
+    return listed
