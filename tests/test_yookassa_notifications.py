@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,20 +21,25 @@ from backend.payments.models import Bill
 from backend.payments.notifications import NOTIFICATION_PATH, yookassa_address_allowed
 from tests.constants import TOKEN, YOOKASSA_KEY, YOOKASSA_SHOP_ID
 from tests.helpers import button, db_bills, db_ledger, db_user, eventually, open_bill
+from tests.test_webhook import HeldBill
 
 PAID = "Платёж прошёл успешно"
 YOOKASSA_ADDRESS = "185.71.76.10"  # in YooKassa's published 185.71.76.0/27
 
 
 @pytest.fixture
-async def start(make_bot, webhook, yookassa):
-    """The bot in webhook mode with YooKassa as its way to pay; returns the address
-    YooKassa would post its notifications to."""
+def url(webhook) -> str:
+    """Where YooKassa posts its notifications to the bot's webhook listener."""
+    return f"http://127.0.0.1:{webhook.port}{NOTIFICATION_PATH}"
 
-    async def started(**changes) -> str:
+
+@pytest.fixture
+async def start(make_bot, webhook, yookassa):
+    """Starts the bot in webhook mode with YooKassa as its way to pay."""
+
+    async def started(**changes):
         changes = {"payments": ("yookassa",), **changes}
-        await make_bot(webhook=webhook, yookassa=yookassa, **changes)
-        return f"http://127.0.0.1:{webhook.port}{NOTIFICATION_PATH}"
+        return await make_bot(webhook=webhook, yookassa=yookassa, **changes)
 
     return started
 
@@ -63,9 +69,9 @@ async def credited(telegram_id: int, amount: str) -> None:
 
 
 async def test_a_notification_credits_once_and_duplicates_or_late_events_change_nothing(
-    start, tg, yookassa
+    start, url, tg, yookassa
 ):
-    url = await start()
+    await start()
     _, payment = await a_bill(tg, yookassa, 7101)
     yookassa.set_status(payment["id"], "waiting_for_capture")  # held, then captured
     yookassa.set_status(payment["id"], "succeeded")
@@ -91,8 +97,8 @@ async def test_a_notification_credits_once_and_duplicates_or_late_events_change_
     assert (await db_bills(7101))[0].status == Bill.Status.PAID
 
 
-async def test_a_forged_success_for_a_pending_payment_credits_nothing(start, tg, yookassa):
-    url = await start()
+async def test_a_forged_success_for_a_pending_payment_credits_nothing(start, url, tg, yookassa):
+    await start()
     _, payment = await a_bill(tg, yookassa, 7102, "300")
     forged = yookassa.forged(payment["id"])
     assert forged["object"]["status"] == "succeeded" and forged["object"]["paid"] is True
@@ -106,8 +112,44 @@ async def test_a_forged_success_for_a_pending_payment_credits_nothing(start, tg,
     await tg.assert_no_call("sendMessage", within=0.3)
 
 
-async def test_yookassa_unreachable_answers_5xx_and_the_retry_credits(start, tg, yookassa):
-    url = await start(qiwi_timeout=1)  # YOOKASSA_TIMEOUT_SECONDS too
+async def test_the_answer_waits_for_the_commit(start, url, tg, yookassa):
+    await start()
+    _, payment = await a_bill(tg, yookassa, 7110, "210")
+    yookassa.set_status(payment["id"], "succeeded")
+    [succeeded] = yookassa.events_of(payment["id"])
+    [bill] = await db_bills(7110)
+    with HeldBill(bill.pk):  # another transaction holds the bill: the credit waits
+        delivery = asyncio.create_task(yookassa.send_notification(url, succeeded))
+        await yookassa.wait_request("GET", payment["id"])
+        answered, _ = await asyncio.wait({delivery}, timeout=0.5)
+        assert not answered and yookassa.deliveries == []
+    assert (await delivery).status == 200
+    await credited(7110, "210.00")
+
+
+async def test_a_late_success_of_an_expired_bill_is_credited(start, url, tg, yookassa):
+    """A bill expired here while its page stayed open at YooKassa (a pending payment
+    cannot be cancelled): the notification of its late success credits it."""
+    process = await start(bill_lifetime=timedelta(seconds=1), poll_interval=0.2)
+    _, payment = await a_bill(tg, yookassa, 7111, "75")
+    expired = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 7111)
+    assert expired.params["text"] == texts.BILL_EXPIRED
+    await process.stop()
+    await start()  # its poller asks once at the start, then sleeps for an hour
+    await yookassa.wait_request("GET", payment["id"])
+    assert (await db_bills(7111))[0].status == Bill.Status.EXPIRED
+    yookassa.set_status(payment["id"], "succeeded")
+    assert (
+        await yookassa.send_notification(url, yookassa.events_of(payment["id"])[-1])
+    ).status == 200
+    note = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 7111)
+    assert PAID in note.params["text"]
+    await credited(7111, "75.00")
+    assert (await db_bills(7111))[0].status == Bill.Status.PAID
+
+
+async def test_yookassa_unreachable_answers_5xx_and_the_retry_credits(start, url, tg, yookassa):
+    await start(qiwi_timeout=1)  # YOOKASSA_TIMEOUT_SECONDS too
     _, payment = await a_bill(tg, yookassa, 7103, "250")
     yookassa.set_status(payment["id"], "succeeded")
     [succeeded] = yookassa.events_of(payment["id"])
@@ -139,9 +181,9 @@ async def test_no_notification_at_all_the_poller_credits(start, tg, yookassa):
 
 
 async def test_the_notification_the_poller_and_the_check_button_racing_credit_once(
-    start, tg, yookassa
+    start, url, tg, yookassa
 ):
-    url = await start(poll_interval=0.2)
+    await start(poll_interval=0.2)
     message, payment = await a_bill(tg, yookassa, 7105, "400")
     yookassa.hold()  # every answer waits: all the askers hear «succeeded» at once
     yookassa.set_status(payment["id"], "succeeded")
@@ -178,8 +220,8 @@ async def test_the_notification_the_poller_and_the_check_button_racing_credit_on
         ({"type": "notification", "event": "refund.succeeded", "object": {"id": "2f-2"}}, 200),
     ],
 )
-async def test_what_is_not_a_notification_of_ours(start, tg, yookassa, log_dir, body, status):
-    url = await start()
+async def test_what_is_not_a_notification_of_ours(start, url, tg, yookassa, log_dir, body, status):
+    await start()
     if isinstance(body, str):
         body = body.encode()
     delivery = await yookassa.send_notification(url, body)
@@ -190,8 +232,8 @@ async def test_what_is_not_a_notification_of_ours(start, tg, yookassa, log_dir, 
         assert "about payment 2f-1: no bill records it" in log
 
 
-async def test_the_listener_has_no_notifications_without_yookassa(start, yookassa):
-    url = await start(payments=("qiwi",))
+async def test_the_listener_has_no_notifications_without_yookassa(start, url, yookassa):
+    await start(payments=("qiwi",))
     assert (await yookassa.send_notification(url, b"{}")).status == 404
 
 
@@ -207,9 +249,9 @@ def test_yookassas_published_addresses():
         assert not yookassa_address_allowed(address), address
 
 
-async def test_the_allow_list_believes_only_the_proxys_header(start, tg, yookassa, settings):
+async def test_the_allow_list_believes_only_the_proxys_header(start, url, tg, yookassa, settings):
     settings.YOOKASSA_NOTIFY_IP_CHECK = True
-    url = await start()
+    await start()
     _, payment = await a_bill(tg, yookassa, 7106, "90")
     yookassa.set_status(payment["id"], "succeeded")
     [succeeded] = yookassa.events_of(payment["id"])
