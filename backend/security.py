@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -107,17 +107,25 @@ class IdleSessionTimeoutMiddleware:
 
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address: REMOTE_ADDR, or behind a proxy the header the proxy sets,
+    ADMIN_CLIENT_IP_HEADER (see `address_behind_proxy`). django-axes counts failed
+    logins per this address (AXES_CLIENT_IP_CALLABLE)."""
+    return address_behind_proxy(remote=request.META.get("REMOTE_ADDR"), headers=request.headers)
+
+
+def address_behind_proxy(*, remote: str | None, headers: Mapping[str, str]) -> str | None:
+    """The client's address, for the admin server and the bot's own listener alike:
+    `remote` (the peer's), or behind a proxy the header the proxy sets,
     ADMIN_CLIENT_IP_HEADER (e.g. `X-Real-IP`, or `X-Forwarded-For`, of which the last
     value is taken: the one the proxy appended; what a client sent itself is before it).
     Only that header is believed, and only when it is configured: with the setting
     empty an `X-Forwarded-For` is ignored. A request without the header (not through
-    the proxy) or with a value that is not an address falls back to REMOTE_ADDR.
-    django-axes counts failed logins per this address (AXES_CLIENT_IP_CALLABLE)."""
-    remote = request.META.get("REMOTE_ADDR") or None
+    the proxy) or with a value that is not an address falls back to `remote`.
+    `headers`: case-insensitive (Django's `request.headers`, aiohttp's)."""
+    remote = remote or None
     header = settings.ADMIN_CLIENT_IP_HEADER
     if not header:
         return remote
-    value = request.headers.get(header, "").rsplit(",", 1)[-1].strip()
+    value = headers.get(header, "").rsplit(",", 1)[-1].strip()
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

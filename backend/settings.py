@@ -366,6 +366,11 @@ YOOKASSA_API_URL = env("YOOKASSA_API_URL", "https://api.yookassa.ru/v3")
 # Where the payment page sends the user back; empty: the bot's t.me link (from getMe).
 YOOKASSA_RETURN_URL = env("YOOKASSA_RETURN_URL")
 YOOKASSA_TIMEOUT_SECONDS = env_int("YOOKASSA_TIMEOUT_SECONDS", 15)
+# On: HTTP notifications (/payments/yookassa/notifications) are taken only from
+# YooKassa's published addresses (backend/payments/notifications.py), the client's
+# address as ADMIN_CLIENT_IP_HEADER says behind a proxy. Off: from anyone; the body is
+# never trusted either way (the payment is asked about at YooKassa).
+YOOKASSA_NOTIFY_IP_CHECK = env_bool("YOOKASSA_NOTIFY_IP_CHECK")
 BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
 BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI/YooKassa requests at once

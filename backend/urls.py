@@ -3,6 +3,9 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
+from backend.payments.notifications import NOTIFICATION_PATH
+from backend.payments.views import yookassa_notification
+
 
 class FaviconView(RedirectView):
     """/favicon.ico, which browsers ask for on their own: the admin's icon (its pages link
@@ -17,4 +20,5 @@ class FaviconView(RedirectView):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("favicon.ico", FaviconView.as_view()),
+    path(NOTIFICATION_PATH.lstrip("/"), yookassa_notification),
 ]

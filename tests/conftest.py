@@ -21,12 +21,13 @@ from tests.constants import (
     PROVIDER_TOKEN,
     QIWI_KEY,
     TOKEN,
+    WEBHOOK_SECRET,
     YOOKASSA_BASIC,
     YOOKASSA_KEY,
     YOOKASSA_SHOP_ID,
 )
 from tests.fakes import FakeQiwi, FakeTelegram, FakeYooKassa
-from tests.helpers import ROOT, BotProcess, tracked_files, written_files
+from tests.helpers import ROOT, BotProcess, free_port, tracked_files, written_files
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +125,20 @@ def config() -> BotConfig:
         flood_rate=1000.0,
         flood_burst=1000,
         lock_retry=0.2,
+    )
+
+
+@pytest.fixture
+def webhook() -> WebhookConfig:
+    """Webhook mode on a free port of 127.0.0.1: `make_bot(webhook=webhook)`."""
+    port = free_port()
+    return WebhookConfig(
+        base_url=f"http://127.0.0.1:{port}",
+        path="/telegram/webhook",
+        secret=WEBHOOK_SECRET,
+        host="127.0.0.1",
+        port=port,
+        max_connections=40,
     )
 
 

@@ -16,3 +16,5 @@ YOOKASSA_KEY = "test_fAk3YooKassaKeyForTests-0123456789abcdefGHIJ"
 # The Basic authorization the adapter sends: as secret as the key.
 YOOKASSA_BASIC = base64.b64encode(f"{YOOKASSA_SHOP_ID}:{YOOKASSA_KEY}".encode()).decode()
 ADMIN_ID = 900001
+# What Telegram sends in X-Telegram-Bot-Api-Secret-Token to the `webhook` fixture's bot.
+WEBHOOK_SECRET = "s3cret_-TOKEN"

@@ -4,6 +4,7 @@ start in the test's event loop, and what the end-of-session secrets check reads.
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -90,6 +91,12 @@ def qiwi_answer(qiwi, bill_id: str, status: str) -> dict:
     bill = dict(qiwi.bills[bill_id])
     bill["status"] = {"value": status, "changedDateTime": now_iso()}
     return bill
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 async def eventually(check, timeout: float = 5.0):

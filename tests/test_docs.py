@@ -1,6 +1,7 @@
 """The docs stay true to the code: `.env.example` lists exactly the settings that
 backend/settings.py reads, and deploy/nginx.conf passes the default webhook path to the
-default listener. Read as text, as a newcomer would read the files."""
+default listener and YooKassa's notifications to the admin server. Read as text, as a
+newcomer would read the files."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ def test_nginx_passes_the_default_webhook_path_to_the_default_listener():
     assert f"proxy_pass http://{listen};" in block[1]
     assert "X-Telegram-Bot-Api-Secret-Token" in block[1]
     assert "client_max_body_size 1m;" in block[1]
+
+
+def test_nginx_passes_yookassas_notifications_to_the_admin_server():
+    from backend.payments.notifications import NOTIFICATION_PATH
+
+    block = re.search(rf"location = {re.escape(NOTIFICATION_PATH)} \{{(.*?)\}}", NGINX, re.S)
+    assert block, f"deploy/nginx.conf has no `location = {NOTIFICATION_PATH}`"
+    assert f"proxy_pass http://{default_of('ADMIN_ADDR')};" in block[1]
+    # The allow-list reads the address from the header the proxy overwrites.
+    assert "proxy_set_header X-Real-IP $remote_addr;" in block[1]
+    assert "proxy_set_header X-Forwarded-Proto https;" in block[1]  # no redirect to https

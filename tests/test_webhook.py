@@ -5,7 +5,6 @@ answers through the Bot API as in polling mode."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from decimal import Decimal
 
@@ -17,28 +16,8 @@ from backend.bot import texts
 from backend.bot.config import WebhookConfig
 from backend.payments.models import Bill
 from tests.constants import PROVIDER_TOKEN
+from tests.constants import WEBHOOK_SECRET as SECRET
 from tests.helpers import ask_to_pay, db_bills, db_ledger, db_user, eventually, press_confirm
-
-SECRET = "s3cret_-TOKEN"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def webhook() -> WebhookConfig:
-    port = free_port()
-    return WebhookConfig(
-        base_url=f"http://127.0.0.1:{port}",
-        path="/telegram/webhook",
-        secret=SECRET,
-        host="127.0.0.1",
-        port=port,
-        max_connections=40,
-    )
 
 
 async def test_setwebhook_and_a_dialog_through_it(make_bot, tg, webhook):

@@ -15,15 +15,17 @@ import aiohttp
 import pytest
 
 from backend.bot import texts
-from tests.helpers import ROOT, button, eventually, manage, process_env, start_runbot
+from tests.helpers import (
+    ROOT,
+    button,
+    eventually,
+    free_port,
+    manage,
+    process_env,
+    start_runbot,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def webhook_env(port: int, **extra: str) -> dict[str, str]:

@@ -274,7 +274,16 @@ async def _run_webhook(
             checks["redis"] = await _answers(shared.redis_answers())
         return checks
 
-    app = build_app(bot=bot, dp=dp, runner=runner, webhook=webhook, health=health)
+    yookassa = providers.get(ProviderName.YOOKASSA)
+    app = build_app(
+        bot=bot,
+        dp=dp,
+        runner=runner,
+        webhook=webhook,
+        health=health,
+        yookassa=yookassa if isinstance(yookassa, PolledProvider) else None,
+        notify=BillNotifier(bot),
+    )
     server = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE)
     await server.setup()
     jobs = asyncio.create_task(_bill_jobs_when_locked(bot=bot, providers=providers, config=config))

@@ -10,11 +10,15 @@ product needs on top of it:
   Telegram, which keeps at most `max_connections` requests open, waits with it);
 - a payment (`successful_payment`) is answered only after its credit is committed, 200
   when it settled and 500 otherwise, which makes Telegram deliver it again;
+- `POST /payments/yookassa/notifications` takes YooKassa's notifications when yookassa
+  is a way to pay (backend/payments/notifications.py: the body is never trusted; 200
+  once the bill is settled, 5xx for YooKassa to send it again);
 - `GET /healthz` says whether the database (and Redis, when configured) answer;
 - `GET /metrics` gives the Prometheus metrics (backend/common/metrics.py).
 
 Both GET endpoints are on WEBHOOK_LISTEN only: the proxy in deploy/ passes on nothing
-but WEBHOOK_PATH.
+but WEBHOOK_PATH (and YooKassa's notifications go to the admin server there, which
+serves the same path in polling mode too).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from pydantic import ValidationError
 from backend.bot.config import WebhookConfig
 from backend.bot.intake import UpdateRunner, carries_money
 from backend.common.metrics import metrics_view
+from backend.payments.flows import Notify
+from backend.payments.notifications import NOTIFICATION_PATH, yookassa_notification_handle
+from backend.payments.providers.base import PolledProvider
+from backend.security import address_behind_proxy
 
 MAX_BODY = 1024 * 1024  # Telegram's updates are far smaller; anything bigger is not one
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -74,7 +82,11 @@ def build_app(
     runner: UpdateRunner,
     webhook: WebhookConfig,
     health: HealthCheck,
+    yookassa: PolledProvider | None = None,
+    notify: Notify | None = None,
 ) -> web.Application:
+    """The listener's app; with `yookassa` (and `notify`, who tells a bill's owner) it
+    also takes YooKassa's notifications."""
     app = web.Application(client_max_size=MAX_BODY)
     UpdateRequestHandler(runner=runner, dispatcher=dp, bot=bot, secret=webhook.secret).register(
         app, path=webhook.path
@@ -88,6 +100,19 @@ def build_app(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    if yookassa is not None and notify is not None:
+        provider, tell = yookassa, notify
+
+        async def notification(request: web.Request) -> web.Response:
+            answer = await yookassa_notification_handle(
+                body=await request.read(),
+                address=address_behind_proxy(remote=request.remote, headers=request.headers),
+                provider=provider,
+                notify=tell,
+            )
+            return web.Response(status=answer.status, text=answer.text)
+
+        app.router.add_post(NOTIFICATION_PATH, notification)
     return app
 
 

@@ -170,6 +170,13 @@ async def bill_check(*, provider: PaymentProvider, bill: Bill) -> BillTransition
     return transition
 
 
+def bill_news(*, before: Bill, transition: BillTransition) -> bool:
+    """Whether a check of `before` found something its owner is told: a move of its
+    status, or a provider's word we do not know that differs from the one stored."""
+    unknown = transition.unknown_status
+    return transition.changed or bool(unknown and unknown != before.provider_status)
+
+
 # --- refunding (Telegram Stars) -----------------------------------------------------------
 
 ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"

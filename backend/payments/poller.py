@@ -18,7 +18,7 @@ from loguru import logger
 
 from backend.common import metrics
 from backend.payments import selectors, services
-from backend.payments.flows import Notify, bill_check
+from backend.payments.flows import Notify, bill_check, bill_news
 from backend.payments.models import Bill
 from backend.payments.providers.base import (
     PaymentProvider,
@@ -162,8 +162,7 @@ async def check_bills(
             by_position[position] = result
             if isinstance(result, Exception):
                 continue
-            news = result.unknown_status and result.unknown_status != bill.provider_status
-            if result.changed or news:
+            if bill_news(before=bill, transition=result):
                 messages.append(asyncio.create_task(_tell(notify, result)))
 
     try:

@@ -35,6 +35,15 @@ def bill_get_for_user(*, bill_id: str, telegram_id: int) -> Bill | None:
     )
 
 
+def bill_by_charge_id(*, provider: ProviderName, charge_id: str) -> Bill | None:
+    """The bill of `provider` that records the provider's payment id `charge_id`."""
+    if not charge_id:
+        return None
+    return (
+        Bill.objects.select_related("user").filter(provider=provider, charge_id=charge_id).first()
+    )
+
+
 def bill_payable_error(*, bill_id: str, telegram_id: int, currency: str, total: int) -> str | None:
     """Why a payment the user is about to make (Telegram's pre-checkout) must be refused,
     or None: the bill must exist, be that user's, be open and unexpired, and ask exactly
@@ -180,3 +189,4 @@ abill_get_for_user = db_async(bill_get_for_user)
 abill_payable_error = db_async(bill_payable_error)
 auser_statement = db_async(user_statement)
 anotices_pending = db_async(notices_pending)
+abill_by_charge_id = db_async(bill_by_charge_id, idempotent=True)

@@ -13,19 +13,23 @@ Retry-After, 500, slow answers, bad JSON, 401).
 
 Every change of a payment's status is also written to `events` as YooKassa would name
 its notification (`payment.succeeded`, `payment.canceled`,
-`payment.waiting_for_capture`), with the payment as it was then: what a sender of
-notifications would post.
+`payment.waiting_for_capture`), with the payment as it was then. The fake posts them
+only when a test says so (`send_notification`): once, twice, out of order, forged
+(`forged`: a valid-looking body that claims what the payment is not), or never.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import aiohttp
 
 from ._api import ApiError, ApiRequest, FakeApi
 
@@ -93,12 +97,23 @@ class Event:
     payment: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A notification posted (`send_notification`) and what the receiver answered."""
+
+    url: str
+    body: bytes
+    status: int
+    text: str
+
+
 class FakeYooKassa(FakeApi):
     def __init__(self, shop_id: str = "123456", secret_key: str = "test_secret") -> None:
         super().__init__()
         self.shop_id, self.secret_key = shop_id, secret_key
         self.payments: dict[str, dict[str, Any]] = {}
         self.events: list[Event] = []
+        self.deliveries: list[Delivery] = []
         # (method, path, Idempotence-Key) → (the request's body, the answer it got)
         self._idempotent: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
         # cursor → (the filters of the list it continues, the offset of its page)
@@ -326,3 +341,50 @@ class FakeYooKassa(FakeApi):
     def answer(self, payment_id: str, **changes: Any) -> dict[str, Any]:
         """The payment as it is, with `changes`: a one-off answer for `fail_next`."""
         return {**copy.deepcopy(self.payments[payment_id]), **changes}
+
+    # ---- notifications --------------------------------------------------------------
+    def events_of(self, payment_id: str) -> list[Event]:
+        """The notifications YooKassa would send about a payment, in order."""
+        return [e for e in self.events if e.payment["id"] == payment_id]
+
+    @staticmethod
+    def notification(event: Event) -> dict[str, Any]:
+        """The body YooKassa posts for `event`."""
+        return {
+            "type": "notification",
+            "event": event.event,
+            "object": copy.deepcopy(event.payment),
+        }
+
+    def forged(self, payment_id: str, event: str = "payment.succeeded") -> dict[str, Any]:
+        """A notification YooKassa never sent: the payment as it is, claiming `event`
+        (by default that it succeeded), shaped exactly like a real one."""
+        payment = copy.deepcopy(self.payments[payment_id])
+        status = event.removeprefix("payment.")
+        payment.update(status=status, paid=status in ("waiting_for_capture", "succeeded"))
+        payment.pop("confirmation", None)
+        return {"type": "notification", "event": event, "object": payment}
+
+    async def send_notification(
+        self,
+        url: str,
+        notification: Event | dict[str, Any] | bytes,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Delivery:
+        """POST a notification to `url` as YooKassa does (JSON, no auth of its own): an
+        `Event`, a body (`forged`, `notification`) or raw bytes; returns the answer."""
+        if isinstance(notification, Event):
+            notification = self.notification(notification)
+        body = (
+            notification if isinstance(notification, bytes) else json.dumps(notification).encode()
+        )
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, data=body, headers=sent) as answer,
+        ):
+            delivery = Delivery(url, body, answer.status, await answer.text())
+        self.deliveries.append(delivery)
+        return delivery
