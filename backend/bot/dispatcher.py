@@ -39,10 +39,11 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetrics())
     dp.update.outer_middleware(FloodGuard(shared.flood))
     dp.update.outer_middleware(UserMiddleware())
-    # Order matters: /admin and /start win over the amount prompt; fallbacks go last.
+    # Order matters: /admin, /receipt and /start win over the prompts; fallbacks go last.
     dp.include_routers(
         admin.build_router(),
         telegram_payments.build_router(),
+        topup.build_commands_router(),
         start.build_router(),
         topup.build_router(),
         fallback.build_router(),
