@@ -107,8 +107,9 @@ def mysql_database_check(app_configs, databases=None, **kwargs) -> list[CheckMes
 def bot_settings_errors() -> list[str]:
     """What stops `runbot` before it talks to anyone, one line each, in its words: the
     token (present and shaped like `<digits>:<secret>`, aiogram's rule), the QIWI key
-    when QIWI is a way to pay, YooKassa's shop id and key when YooKassa is, and the
-    webhook settings in webhook mode. runbot and scripts/run.sh ask this before they
+    when QIWI is a way to pay, YooKassa's shop id and key when YooKassa is, Telegram's
+    receipts only with a provider token in rubles, and the webhook settings in webhook
+    mode. runbot and scripts/run.sh ask this before they
     start anything."""
     errors = []
     token = settings.TELEGRAM_API_TOKEN
@@ -124,6 +125,18 @@ def bot_settings_errors() -> list[str]:
         for name in ("YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"):
             if not getattr(settings, name):
                 errors.append(f"{name} is not set: put it into .env or the environment")
+    if ProviderName.TELEGRAM in settings.PAYMENT_PROVIDERS and settings.TELEGRAM_PAYMENTS_RECEIPTS:
+        if not settings.TELEGRAM_PAYMENTS_PROVIDER_TOKEN:
+            errors.append(
+                "TELEGRAM_PAYMENTS_RECEIPTS is on, but invoices are in Telegram Stars "
+                "(TELEGRAM_PAYMENTS_PROVIDER_TOKEN is empty): receipts go only through a "
+                "YooKassa provider token"
+            )
+        elif settings.TELEGRAM_PAYMENTS_CURRENCY != "RUB":
+            errors.append(
+                "TELEGRAM_PAYMENTS_RECEIPTS is on, but TELEGRAM_PAYMENTS_CURRENCY is "
+                f"{settings.TELEGRAM_PAYMENTS_CURRENCY}: a receipt is in rubles (RUB)"
+            )
     from backend.bot.config import webhook_config_from_settings
 
     try:

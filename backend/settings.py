@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from backend.log_setup import process_log_name
+from backend.payments.receipts import TAX_SYSTEM_CODES, VAT_CODES
 from backend.payments.vocabulary import ProviderName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -371,6 +372,29 @@ YOOKASSA_TIMEOUT_SECONDS = env_int("YOOKASSA_TIMEOUT_SECONDS", 15)
 # address as ADMIN_CLIENT_IP_HEADER says behind a proxy. Off: from anyone; the body is
 # never trusted either way (the payment is asked about at YooKassa).
 YOOKASSA_NOTIFY_IP_CHECK = env_bool("YOOKASSA_NOTIFY_IP_CHECK")
+# Fiscal receipts (54-ФЗ, backend/payments/providers/receipts.py): each YooKassa payment
+# carries a receipt and the user's e-mail or phone. The VAT rate and the tax system are
+# the owner's to choose (their accountant's); the codes are YooKassa's tables'.
+YOOKASSA_RECEIPTS = env_bool("YOOKASSA_RECEIPTS", False)
+YOOKASSA_VAT_CODE = env_int("YOOKASSA_VAT_CODE", 1)
+if YOOKASSA_VAT_CODE not in VAT_CODES:
+    raise ImproperlyConfigured(
+        f"YOOKASSA_VAT_CODE must be one of YooKassa's vat_code values "
+        f"{VAT_CODES[0]}-{VAT_CODES[-1]} (1: no VAT), got {env('YOOKASSA_VAT_CODE')!r}"
+    )
+# Empty: not sent (YooKassa takes the shop's one); needed only with several tax systems.
+YOOKASSA_TAX_SYSTEM_CODE = (
+    env_int("YOOKASSA_TAX_SYSTEM_CODE", 0) if env("YOOKASSA_TAX_SYSTEM_CODE") else None
+)
+if YOOKASSA_TAX_SYSTEM_CODE is not None and YOOKASSA_TAX_SYSTEM_CODE not in TAX_SYSTEM_CODES:
+    raise ImproperlyConfigured(
+        f"YOOKASSA_TAX_SYSTEM_CODE must be empty or one of YooKassa's tax_system_code "
+        f"values {TAX_SYSTEM_CODES[0]}-{TAX_SYSTEM_CODES[-1]}, "
+        f"got {env('YOOKASSA_TAX_SYSTEM_CODE')!r}"
+    )
+# The same receipt through Telegram Payments when the provider token's provider is
+# YooKassa: the invoice asks for an e-mail and hands it and the receipt to YooKassa.
+TELEGRAM_PAYMENTS_RECEIPTS = env_bool("TELEGRAM_PAYMENTS_RECEIPTS", False)
 BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
 BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI/YooKassa requests at once

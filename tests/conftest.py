@@ -157,6 +157,7 @@ async def make_bot(transactional_db, tg, qiwi, config):
         redis_url: str = "",
         redis_prefix: str = "topup-test",
         yookassa: FakeYooKassa | None = None,
+        provider_settings: dict | None = None,
         **changes,
     ) -> BotProcess:
         process = BotProcess(
@@ -169,6 +170,7 @@ async def make_bot(transactional_db, tg, qiwi, config):
             redis_url,
             redis_prefix,
             yookassa,
+            provider_settings,
         )
         await process.start(polling=polling, webhook=webhook)
         started.append(process)

@@ -127,9 +127,12 @@ class BotProcess:
         redis_url: str = "",
         redis_prefix: str = "topup-test",
         yookassa: FakeYooKassa | None = None,
+        provider_settings: dict | None = None,
     ) -> None:
         self.tg, self.qiwi, self.config = tg, qiwi, config
         self.yookassa = yookassa
+        # More settings the registry reads, e.g. {"YOOKASSA_RECEIPTS": True}
+        self.provider_settings = provider_settings or {}
         self.redis_url, self.redis_prefix = redis_url, redis_prefix
         self.qiwi_timeout = qiwi_timeout
         self.payments = payments
@@ -160,6 +163,7 @@ class BotProcess:
             YOOKASSA_API_URL=self.yookassa.api_url if self.yookassa else "http://127.0.0.1:9",
             YOOKASSA_RETURN_URL="",  # the bot's t.me link, from getMe
             YOOKASSA_TIMEOUT_SECONDS=self.qiwi_timeout,
+            **self.provider_settings,
         ):
             providers = providers_from_settings(bot)
         self.shared = shared_state(

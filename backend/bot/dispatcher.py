@@ -39,11 +39,12 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetrics())
     dp.update.outer_middleware(FloodGuard(shared.flood))
     dp.update.outer_middleware(UserMiddleware())
-    # Order matters: /admin, /start and /balance win over the amount prompt; fallbacks
+    # Order matters: /admin, /receipt, /balance and /start win over the prompts; fallbacks
     # go last.
     dp.include_routers(
         admin.build_router(),
         telegram_payments.build_router(),
+        topup.build_commands_router(),
         balance.build_router(),
         start.build_router(),
         topup.build_router(),

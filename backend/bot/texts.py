@@ -39,6 +39,17 @@ PAY_YOOKASSA_BUTTON = "Картой или СБП (ЮKassa)"
 PAY_TELEGRAM_BUTTON = "Telegram"
 PAY_STARS_BUTTON = "Telegram Stars"
 PAYMENT_REFUSED_BLOCKED = "Оплата недоступна."
+RECEIPT_EXAMPLES = "например: name@mail.ru или +7 916 123-45-67"
+ASK_RECEIPT_CONTACT = (
+    "По закону (54-ФЗ) после оплаты мы отправляем кассовый чек. Напишите электронную "
+    f"почту или номер телефона, куда его прислать, — {RECEIPT_EXAMPLES}.\n"
+    "Спросим только один раз; изменить адрес можно командой /receipt."
+)
+BAD_RECEIPT_CONTACT = (
+    "Это не похоже на адрес электронной почты или российский номер телефона. "
+    f"Напишите ещё раз, {RECEIPT_EXAMPLES}, или нажмите «Отмена»."
+)
+RECEIPTS_OFF = "Почта или телефон для чеков здесь не нужны."
 # Why a payment is refused at the pre-checkout (selectors.bill_payable_error's codes).
 PAYMENT_REFUSED = {
     "not_found": "Счёт не найден.",
@@ -200,3 +211,19 @@ def pay_button(provider: ProviderName, *, currency: str) -> str:
 def choose_payment(amount: Decimal, prices: list[str]) -> str:
     lines = "\n".join(prices)
     return f"Пополнение баланса на {money(amount)}. {CHOOSE_PAYMENT}\n{lines}"
+
+
+def receipt_contact(contact: str) -> str:
+    """A stored contact as people read it: the e-mail, or the phone with its +."""
+    return quote(contact if "@" in contact else f"+{contact}")
+
+
+def receipt_contact_saved(contact: str) -> str:
+    return f"Готово: чеки будут приходить на {receipt_contact(contact)}. Изменить — /receipt."
+
+
+def receipt_contact_change(contact: str) -> str:
+    return (
+        f"Сейчас чеки приходят на {receipt_contact(contact)}. Чтобы изменить, напишите "
+        f"новую почту или телефон — {RECEIPT_EXAMPLES}, или нажмите «Отмена»."
+    )

@@ -77,6 +77,7 @@ async def bill_issue(
             expires_at=bill.expires_at,
             comment=comment,
             telegram_id=user.telegram_id,
+            receipt_contact=user.receipt_contact,
         )
     except Exception as e:
         await services.abill_mark_failed(bill_id=bill.pk, error=str(e))

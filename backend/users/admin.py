@@ -153,6 +153,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
         "created_at",
         "last_seen_at",
         "bot_blocked_at",
+        "receipt_contact",
     )
     readonly_fields = tuple(f for f in fields if f != "is_blocked")
     inlines = (LedgerInline, BillInline)

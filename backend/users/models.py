@@ -23,6 +23,11 @@ class TelegramUser(models.Model):
     is_blocked = models.BooleanField(_("blocked"), default=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    # Where fiscal receipts go (54-ФЗ, YOOKASSA_RECEIPTS): an e-mail, or a Russian phone
+    # as 11 digits from 7; empty: not asked yet. The form tells which (an @ or digits).
+    receipt_contact = models.CharField(
+        _("receipt e-mail or phone"), max_length=254, blank=True, default=""
+    )
     bot_blocked_at = models.DateTimeField(
         _("blocked the bot"),
         null=True,

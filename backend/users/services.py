@@ -11,6 +11,7 @@ from django.utils import timezone
 from loguru import logger
 
 from backend.common.db import db_async
+from backend.payments.receipts import receipt_contact_parse
 from backend.users.models import TelegramUser
 
 
@@ -49,6 +50,7 @@ def user_upsert(
         "created_at": (now := timezone.now()),
         "last_seen_at": now,
         "bot_blocked_at": None,  # whoever writes to the bot can hear it again
+        "receipt_contact": "",  # a new user's; a known one's is kept
     }
     connection = connections[router.db_for_write(TelegramUser)]
     sql, fields = _upsert_sql(connection)
@@ -165,6 +167,19 @@ def user_unblock(*, telegram_id: int, admin: AbstractBaseUser | None = None) -> 
     return _user_set_blocked(telegram_id=telegram_id, blocked=False, admin=admin)
 
 
+def user_set_receipt_contact(*, telegram_id: int, contact: str) -> TelegramUser:
+    """Keep where the user's fiscal receipts go: an e-mail, or a Russian phone stored as
+    11 digits from 7 (`backend.payments.receipts.receipt_contact_parse`). Raises
+    ReceiptContactError, changing nothing, for anything else."""
+    value = receipt_contact_parse(contact)
+    user = TelegramUser.objects.get(telegram_id=telegram_id)
+    if user.receipt_contact != value:
+        TelegramUser.objects.filter(pk=user.pk).update(receipt_contact=value)
+        user.receipt_contact = value
+    return user
+
+
 # For async code (backend.common.db). The upsert is one statement that may run twice.
 auser_upsert = db_async(user_upsert, idempotent=True)
 auser_mark_bot_blocked = db_async(user_mark_bot_blocked)
+auser_set_receipt_contact = db_async(user_set_receipt_contact)

@@ -39,6 +39,16 @@ class Invoice:
     currency: str
     total_amount: int
     provider_token: str
+    # What the invoice hands to the payment provider: `provider_data` (the JSON, parsed)
+    # and the e-mail the form asks for (`need_email`, `send_email_to_provider`).
+    provider_data: Any = None
+    need_email: bool = False
+    send_email_to_provider: bool = False
+
+
+def _flag(value: Any) -> bool:
+    """A Boolean parameter as the Bot API reads it (JSON true, or the form's "true")."""
+    return value in (True, "true", "True")
 
 
 @dataclass
@@ -107,6 +117,9 @@ class TelegramPayments:
         total = sum(amounts)
         if total <= 0:
             raise ApiError(400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
+        provider_data = params.get("provider_data")
+        if provider_data is not None and not isinstance(provider_data, dict):
+            raise ApiError(400, "Bad Request: DATA_JSON_INVALID")
         msg = self._bot_message(chat_id)  # type: ignore[attr-defined]
         msg["invoice"] = {
             "title": title,
@@ -116,7 +129,15 @@ class TelegramPayments:
             "total_amount": total,
         }
         self.payments.invoices[(chat_id, msg["message_id"])] = Invoice(
-            chat_id, msg["message_id"], payload, currency, total, provider_token
+            chat_id,
+            msg["message_id"],
+            payload,
+            currency,
+            total,
+            provider_token,
+            provider_data=provider_data,
+            need_email=_flag(params.get("need_email")),
+            send_email_to_provider=_flag(params.get("send_email_to_provider")),
         )
         return copy.deepcopy(msg)
 
@@ -124,7 +145,7 @@ class TelegramPayments:
         pending = self.payments.pre_checkouts.get(str(params.get("pre_checkout_query_id")))
         if pending is None or pending.answer is not None:
             raise ApiError(400, "Bad Request: query is too old and response timeout expired")
-        ok = params.get("ok") in (True, "true", "True")
+        ok = _flag(params.get("ok"))
         if not ok and not params.get("error_message"):
             raise ApiError(400, "Bad Request: error_message is required when ok is false")
         if time.monotonic() - pending.sent_at > PRE_CHECKOUT_DEADLINE:

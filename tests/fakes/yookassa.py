@@ -4,7 +4,9 @@ It checks what the real one checks of our calls: Basic auth with the shop id and
 key; an `Idempotence-Key` on every POST (the same key with the same body answers what
 the first request got — the same payment — and with another body a 400); the amount in
 rubles with exactly two decimals; `capture` and a `redirect` confirmation with its
-`return_url`. `GET /payments` lists payments as YooKassa documents it: the newest first,
+`return_url`; a receipt's required fields when one is sent (and, with
+`receipts_required`, as for a shop under 54-ФЗ, that one is sent: a 400 otherwise).
+`GET /payments` lists payments as YooKassa documents it: the newest first,
 filtered by `created_at.gte`/`.gt`/`.lte`/`.lt` and `status`, `limit` of 1…100 a page,
 the next page by the answer's `next_cursor` sent back as `cursor` with the same filters
 (an unknown cursor, parameter or value is a 400). Tests move a payment (`set_status`),
@@ -27,6 +29,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import aiohttp
@@ -37,6 +40,9 @@ API_PREFIX = "/v3"
 STATUSES = {"pending", "waiting_for_capture", "succeeded", "canceled"}
 CURRENCIES = {"RUB"}
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,9})\.[0-9]{2}")
+_PHONE = re.compile(r"[0-9]{11,15}")  # digits only, with the country code (ITU-T E.164)
+VAT = range(1, 11)  # YooKassa's vat_code table
+TAX_SYSTEMS = range(1, 7)
 _PATH = re.compile(API_PREFIX + r"/payments(?:/(?P<id>[^/]+)(?P<action>/cancel|/capture)?)?")
 _ERROR_CODES = {
     400: "invalid_request",
@@ -107,6 +113,62 @@ class Delivery:
     text: str
 
 
+def _check_receipt(receipt: Any, payment_value: str) -> None:
+    """What YooKassa requires of a payment's receipt (54-ФЗ): a customer's e-mail or phone,
+    items, each with a description of up to 128 characters, a quantity, an amount in
+    kopecks, a vat_code and the subject and mode; the items' sum is the payment's."""
+    if not isinstance(receipt, dict):
+        raise _failure(400, "receipt must be an object", "receipt")
+    customer = receipt.get("customer")
+    if not isinstance(customer, dict) or not (customer.get("email") or customer.get("phone")):
+        raise _failure(400, "Receipt customer email or phone is required", "receipt.customer")
+    phone = customer.get("phone")
+    if phone is not None and not (isinstance(phone, str) and _PHONE.fullmatch(phone)):
+        raise _failure(400, f"Invalid phone: {phone!r}", "receipt.customer.phone")
+    items = receipt.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= 100:
+        raise _failure(400, "Receipt items are required", "receipt.items")
+    total = Decimal(0)
+    for item in items:
+        if not isinstance(item, dict):
+            raise _failure(400, "A receipt item must be an object", "receipt.items")
+        description = item.get("description")
+        if not isinstance(description, str) or not 1 <= len(description) <= 128:
+            raise _failure(400, "Item description: 1-128 characters", "receipt.items.description")
+        quantity = _decimal(item.get("quantity"))
+        if quantity is None or quantity <= 0:
+            raise _failure(400, "Item quantity must be positive", "receipt.items.quantity")
+        amount = item.get("amount")
+        value = amount.get("value") if isinstance(amount, dict) else None
+        if not isinstance(value, str) or not _AMOUNT.fullmatch(value):
+            raise _failure(400, f"Invalid item amount: {value!r}", "receipt.items.amount.value")
+        if amount.get("currency") not in CURRENCIES:
+            raise _failure(400, "Item currency must be RUB", "receipt.items.amount.currency")
+        vat_code = item.get("vat_code")
+        if not isinstance(vat_code, int) or isinstance(vat_code, bool) or vat_code not in VAT:
+            raise _failure(400, f"Invalid vat_code: {vat_code!r}", "receipt.items.vat_code")
+        for name in ("payment_subject", "payment_mode"):
+            if not isinstance(item.get(name), str) or not item[name]:
+                raise _failure(400, f"Item {name} is required", f"receipt.items.{name}")
+        total += Decimal(value) * quantity
+    if total != Decimal(payment_value):
+        raise _failure(400, f"Receipt items sum {total} is not {payment_value}", "receipt.items")
+    tax_system = receipt.get("tax_system_code")
+    if tax_system is not None and tax_system not in TAX_SYSTEMS:
+        raise _failure(400, f"Invalid tax_system_code: {tax_system!r}", "receipt.tax_system_code")
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A quantity YooKassa takes: a number, or a string of one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
 class FakeYooKassa(FakeApi):
     def __init__(self, shop_id: str = "123456", secret_key: str = "test_secret") -> None:
         super().__init__()
@@ -114,6 +176,9 @@ class FakeYooKassa(FakeApi):
         self.payments: dict[str, dict[str, Any]] = {}
         self.events: list[Event] = []
         self.deliveries: list[Delivery] = []
+        # A shop that sends receipts through YooKassa: a payment without one is refused.
+        self.receipts_required = False
+        self.receipts: dict[str, dict[str, Any]] = {}  # payment id → the receipt it came with
         # (method, path, Idempotence-Key) → (the request's body, the answer it got)
         self._idempotent: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
         # cursor → (the filters of the list it continues, the offset of its page)
@@ -187,8 +252,12 @@ class FakeYooKassa(FakeApi):
         metadata = body.get("metadata", {})
         if not isinstance(metadata, dict):
             raise _failure(400, "metadata must be an object", "metadata")
+        if "receipt" in body:
+            _check_receipt(body["receipt"], value)
+        elif self.receipts_required:
+            raise _failure(400, "Receipt is missing or illegal", "receipt")
         payment_id = f"{uuid.uuid4().hex[:8]}-000f-5000-8000-{uuid.uuid4().hex[:12]}"
-        self.payments[payment_id] = {
+        self.payments[payment_id] = payment = {
             "id": payment_id,
             "status": "pending",
             "paid": False,
@@ -207,7 +276,10 @@ class FakeYooKassa(FakeApi):
             "refundable": False,
             "test": True,
         }
-        return self.payments[payment_id]
+        if "receipt" in body:  # YooKassa answers whether it will register one
+            payment["receipt_registration"] = "pending"
+            self.receipts[payment_id] = copy.deepcopy(body["receipt"])
+        return payment
 
     def _get(self, payment_id: str) -> dict[str, Any]:
         if payment_id not in self.payments:

@@ -1,12 +1,14 @@
-"""The top-up dialog: the amount, the confirmation, the way to pay, the bill's message
-and its check button. Issuing and checking a bill are `backend.payments.flows`; this
-module only talks to the user."""
+"""The top-up dialog: the amount, the confirmation, the way to pay, the e-mail or phone
+for fiscal receipts (asked once, changed by /receipt), the bill's message and its check
+button. Issuing and checking a bill are `backend.payments.flows`; this module only talks
+to the user."""
 
 from contextlib import suppress
 from decimal import Decimal
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from loguru import logger
@@ -21,8 +23,10 @@ from backend.payments.amounts import amount_parse
 from backend.payments.flows import BillNotIssued, bill_check, bill_issue
 from backend.payments.models import Bill
 from backend.payments.providers.base import PaymentProvider, PolledProvider, ProviderError
+from backend.payments.receipts import ReceiptContactError
 from backend.payments.vocabulary import ProviderName
 from backend.users.models import TelegramUser
+from backend.users.services import auser_set_receipt_contact
 
 Providers = dict[ProviderName, PaymentProvider]
 
@@ -66,7 +70,7 @@ async def confirm(
     await _drop_buttons(callback)  # one bill per confirmation
     if len(providers) == 1:
         [provider] = providers.values()
-        await _issue_bill(bot, db_user, provider, config, amount)
+        await _issue_bill_or_ask_contact(bot, state, db_user, provider, config, amount)
         return
     choices, prices = [], []
     for name, provider in providers.items():
@@ -84,6 +88,7 @@ async def pay_with(
     callback: CallbackQuery,
     callback_data: PayWith,
     bot: Bot,
+    state: FSMContext,
     db_user: TelegramUser,
     providers: Providers,
     config: BotConfig,
@@ -94,7 +99,75 @@ async def pay_with(
     if provider is None or not config.min_amount <= amount <= config.max_amount:
         return  # a forged button, or a way to pay switched off since
     await _drop_buttons(callback)  # one bill per choice
-    await _issue_bill(bot, db_user, provider, config, amount)
+    await _issue_bill_or_ask_contact(bot, state, db_user, provider, config, amount)
+
+
+async def _issue_bill_or_ask_contact(
+    bot: Bot,
+    state: FSMContext,
+    db_user: TelegramUser,
+    provider: PaymentProvider,
+    config: BotConfig,
+    amount: Decimal,
+) -> None:
+    """The bill; or first, when its receipt needs the user's e-mail or phone and none is
+    kept yet, the question (the top-up waits for the answer in the dialog's data)."""
+    if not provider.needs_receipt_contact or db_user.receipt_contact:
+        await _issue_bill(bot, db_user, provider, config, amount)
+        return
+    await state.set_state(TopUpStates.waiting_receipt_contact)
+    await state.set_data({"amount": int(amount), "provider": provider.name.value})
+    await bot.send_message(
+        db_user.telegram_id, texts.ASK_RECEIPT_CONTACT, reply_markup=keyboards.cancel()
+    )
+
+
+async def got_receipt_contact(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    db_user: TelegramUser,
+    providers: Providers,
+    config: BotConfig,
+) -> None:
+    """The answer to the question: kept when it is an e-mail or a Russian phone, and the
+    top-up that waited for it goes on; anything else changes nothing and is asked again."""
+    try:
+        user = await auser_set_receipt_contact(
+            telegram_id=db_user.telegram_id, contact=message.text or ""
+        )
+    except ReceiptContactError:
+        await message.answer(texts.BAD_RECEIPT_CONTACT, reply_markup=keyboards.cancel())
+        return
+    logger.info("user {} set the e-mail or phone for receipts", user.telegram_id)
+    waiting = await state.get_data()
+    await state.clear()
+    provider = providers.get(waiting.get("provider", ""))
+    amount = Decimal(waiting.get("amount", 0))
+    if provider is None or not config.min_amount <= amount <= config.max_amount:
+        # /receipt alone, or a way to pay switched off meanwhile: nothing waits.
+        await message.answer(
+            texts.receipt_contact_saved(user.receipt_contact), reply_markup=keyboards.start()
+        )
+        return
+    await message.answer(texts.receipt_contact_saved(user.receipt_contact))
+    await _issue_bill(bot, user, provider, config, amount)
+
+
+async def change_receipt_contact(
+    message: Message, state: FSMContext, db_user: TelegramUser, providers: Providers
+) -> None:
+    """/receipt: asks for a new e-mail or phone (a top-up waiting for one still waits)."""
+    if not any(provider.needs_receipt_contact for provider in providers.values()):
+        await message.answer(texts.RECEIPTS_OFF, reply_markup=keyboards.start())
+        return
+    await state.set_state(TopUpStates.waiting_receipt_contact)
+    text = (
+        texts.receipt_contact_change(db_user.receipt_contact)
+        if db_user.receipt_contact
+        else texts.ASK_RECEIPT_CONTACT
+    )
+    await message.answer(text, reply_markup=keyboards.cancel())
 
 
 async def _drop_buttons(callback: CallbackQuery) -> None:
@@ -184,4 +257,13 @@ def build_router() -> Router:
     router.callback_query.register(confirm, Confirm.filter())
     router.callback_query.register(pay_with, PayWith.filter())
     router.callback_query.register(check, CheckBill.filter())
+    router.message.register(got_receipt_contact, TopUpStates.waiting_receipt_contact)
+    return router
+
+
+def build_commands_router() -> Router:
+    """/receipt, in any state of the dialog: before the start router, whose «anything
+    else» would take it for a greeting, and the amount prompt, for an amount."""
+    router = Router(name="topup-commands")
+    router.message.register(change_receipt_contact, Command("receipt"))
     return router

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from backend.payments.providers.base import PaymentProvider
+from backend.payments.receipts import ReceiptSettings
 from backend.payments.vocabulary import ProviderName
 
 if TYPE_CHECKING:
@@ -19,6 +20,15 @@ if TYPE_CHECKING:
 # Connections beyond the poller's, so that a user's bill or check button does not wait
 # for a round's requests.
 SPARE_CONNECTIONS = 16
+
+
+def _receipts(enabled: bool) -> ReceiptSettings | None:
+    """The owner's receipt codes, when receipts are on for that route."""
+    if not enabled:
+        return None
+    return ReceiptSettings(
+        vat_code=settings.YOOKASSA_VAT_CODE, tax_system_code=settings.YOOKASSA_TAX_SYSTEM_CODE
+    )
 
 
 def _qiwi(bot: Bot | None) -> PaymentProvider:
@@ -43,6 +53,7 @@ def _telegram(bot: Bot | None) -> PaymentProvider:
         provider_token=settings.TELEGRAM_PAYMENTS_PROVIDER_TOKEN,
         currency=settings.TELEGRAM_PAYMENTS_CURRENCY,
         rubles_per_star=settings.RUBLES_PER_STAR,
+        receipts=_receipts(settings.TELEGRAM_PAYMENTS_RECEIPTS),
     )
 
 
@@ -58,6 +69,7 @@ def _yookassa(bot: Bot | None) -> PaymentProvider:
         bot=bot,
         timeout=settings.YOOKASSA_TIMEOUT_SECONDS,
         max_connections=settings.BILL_POLL_CONCURRENCY + SPARE_CONNECTIONS,
+        receipts=_receipts(settings.YOOKASSA_RECEIPTS),
     )
 
 

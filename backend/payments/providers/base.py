@@ -94,6 +94,9 @@ class PaymentProvider(Protocol):
     a `PolledProvider` reports its payments itself."""
 
     name: ProviderName
+    # True: a bill carries a fiscal receipt sent to the user's e-mail or phone, which the
+    # bot asks for before the first bill (YooKassa with YOOKASSA_RECEIPTS).
+    needs_receipt_contact: bool
 
     def quote(self, *, amount: Decimal) -> Quote:
         """What a bill for `amount` rubles will ask the user to pay."""
@@ -108,7 +111,11 @@ class PaymentProvider(Protocol):
         expires_at: datetime,
         comment: str,
         telegram_id: int,
-    ) -> ProviderBill: ...
+        receipt_contact: str = "",
+    ) -> ProviderBill:
+        """`receipt_contact`: the user's e-mail or phone for a fiscal receipt (the
+        stored `TelegramUser.receipt_contact`); a provider that sends none ignores it."""
+        ...
 
     async def close(self) -> None: ...
 

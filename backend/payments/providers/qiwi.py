@@ -126,6 +126,7 @@ class QiwiProvider:
     """A `PolledProvider`: the poller and the check button ask it about bills."""
 
     name = ProviderName.QIWI
+    needs_receipt_contact = False
 
     def __init__(
         self, *, secret_key: str, api_url: str, timeout: float = 15.0, max_connections: int = 16
@@ -150,6 +151,7 @@ class QiwiProvider:
         expires_at: datetime,
         comment: str,
         telegram_id: int = 0,  # QIWI does not need to know who pays
+        receipt_contact: str = "",  # nor where a receipt would go: it sends none
     ) -> ProviderBill:
         # pyqiwip2p formats the amount through float: exact for kopecks below 2**53.
         return await self._call(

@@ -10,15 +10,22 @@ A Stars payment can also be read back afterwards: `star_payments` lists the bot'
 incoming Stars payments (getStarTransactions), so a payment whose update was lost can
 still be credited (backend.payments.reconcile). Payments through a provider token are
 listed by no Bot API call.
+
+Fiscal receipts (54-ФЗ) through a provider token whose provider is YooKassa
+(TELEGRAM_PAYMENTS_RECEIPTS): the invoice asks the user for an e-mail (`need_email`),
+hands it to YooKassa (`send_email_to_provider`), and carries the receipt in
+`provider_data` ({"receipt": {...}}, YooKassa's shape for Telegram payments). Not for
+Stars: Telegram takes no provider data there (runbot refuses that combination).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from aiogram import Bot
 from aiogram.exceptions import AiogramError, TelegramBadRequest
@@ -31,6 +38,7 @@ from backend.payments.providers.base import (
     Quote,
     currency_exponent,
 )
+from backend.payments.receipts import ReceiptSettings
 from backend.payments.vocabulary import BillStatus, ProviderName
 
 STARS = "XTR"
@@ -69,7 +77,10 @@ class TelegramPaymentsProvider:
     provider_token: str  # empty: Telegram Stars
     currency: str  # of a provider token's invoices
     rubles_per_star: Decimal
+    receipts: ReceiptSettings | None = None  # a receipt in every provider-token invoice
     name: ProviderName = ProviderName.TELEGRAM
+    # Telegram asks the user for the receipt's e-mail itself (`need_email`).
+    needs_receipt_contact: ClassVar[bool] = False
 
     def quote(self, *, amount: Decimal) -> Quote:
         """What an invoice for `amount` rubles will ask: N rubles in Stars are
@@ -88,9 +99,24 @@ class TelegramPaymentsProvider:
         expires_at: datetime,
         comment: str,
         telegram_id: int,
+        receipt_contact: str = "",  # Telegram asks for the e-mail in the payment form
     ) -> ProviderBill:
         """Sends the invoice to the user: it is the payment form, so there is no link."""
         quote = self.quote(amount=amount)
+        receipt: dict[str, Any] = {}
+        if self.receipts is not None and self.provider_token:
+            receipt = {
+                "need_email": True,
+                "send_email_to_provider": True,
+                "provider_data": json.dumps(
+                    {
+                        "receipt": self.receipts.receipt(
+                            description=comment, amount=quote.amount, currency=quote.currency
+                        )
+                    },
+                    ensure_ascii=False,
+                ),
+            }
         try:
             message = await self.bot.send_invoice(
                 chat_id=telegram_id,
@@ -100,6 +126,7 @@ class TelegramPaymentsProvider:
                 provider_token=self.provider_token or None,
                 currency=quote.currency,
                 prices=[LabeledPrice(label=INVOICE_TITLE, amount=quote.total)],
+                **receipt,
             )
         except AiogramError as e:
             raise ProviderError(f"sendInvoice failed: {e}") from None

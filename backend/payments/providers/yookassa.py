@@ -34,6 +34,10 @@ Listing (`list_payments`, for the owner's reconciliation): `GET /payments` with
 `created_at.gte` and `created_at.lt`, 100 a page, the next page asked for by the
 answer's `next_cursor`, at most `LIST_MAX_PAGES` pages.
 
+Fiscal receipts (54-ФЗ): with `receipts` (YOOKASSA_RECEIPTS), a payment carries one
+(`backend.payments.receipts`): the top-up as its one item and the user's e-mail or phone
+as its `customer`. A bill without a contact is not sent: YooKassa would refuse it.
+
 Errors: 401 and 403 raise ProviderAuthError, 404 ProviderNotFound, 429
 ProviderRateLimited (with Retry-After), 400 ProviderRefused; anything else (5xx, a
 timeout, an answer that is not a JSON payment) ProviderError. No message holds a header
@@ -62,6 +66,7 @@ from backend.payments.providers.base import (
     Quote,
 )
 from backend.payments.providers.http import HttpPool, retry_after
+from backend.payments.receipts import ReceiptSettings
 from backend.payments.vocabulary import BillStatus, ProviderName
 
 if TYPE_CHECKING:
@@ -123,10 +128,13 @@ class YooKassaProvider:
         bot: Bot | None = None,
         timeout: float = 15.0,
         max_connections: int = 16,
+        receipts: ReceiptSettings | None = None,
     ) -> None:
         credentials = f"{shop_id}:{secret_key}".encode()
         self._auth = "Basic " + base64.b64encode(credentials).decode("ascii")
         self._return_url = return_url
+        self._receipts = receipts
+        self.needs_receipt_contact = receipts is not None
         self._bot = bot
         self._http = HttpPool(
             api_url, provider="YooKassa", timeout=timeout, max_connections=max_connections
@@ -144,14 +152,25 @@ class YooKassaProvider:
         expires_at: datetime,  # a pending payment has no lifetime one can set
         comment: str,
         telegram_id: int = 0,
+        receipt_contact: str = "",
     ) -> ProviderBill:
-        body = {
+        description = comment[:DESCRIPTION_MAX]
+        body: dict[str, Any] = {
             "amount": {"value": f"{amount.quantize(CENT)}", "currency": currency},
             "capture": True,
             "confirmation": {"type": "redirect", "return_url": await self._return_link()},
-            "description": comment[:DESCRIPTION_MAX],
+            "description": description,
             "metadata": {"bill_id": bill_id},
         }
+        if self._receipts is not None:
+            if not receipt_contact:
+                raise ProviderError(
+                    f"bill {bill_id}: YOOKASSA_RECEIPTS is on and the user has given no "
+                    "e-mail or phone for the receipt"
+                )
+            body["receipt"] = self._receipts.receipt(
+                description=description, amount=amount, currency=currency, contact=receipt_contact
+            )
         for attempt in range(1, CREATE_TRIES + 1):
             try:
                 payment = await self._request(
