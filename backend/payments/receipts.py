@@ -2,9 +2,11 @@
 its API, and the same receipt in a Telegram invoice's `provider_data` when the provider
 token's provider is YooKassa.
 
-A top-up is one item: the description the user saw, quantity 1, the whole amount, the
-owner's VAT code, `payment_subject=service`, `payment_mode=full_payment`. The VAT rate
-and the tax system are the owner's legal choice: the bot only passes their codes on.
+A top-up is one item: «Пополнение баланса» (what a fiscal receipt should name: the
+payment's own description, with the bill's lifetime, is for the payment page), quantity
+1, the whole amount, the owner's VAT code, `payment_subject=service`,
+`payment_mode=full_payment`. The VAT rate and the tax system are the owner's legal
+choice: the bot only passes their codes on.
 
 The settings read this module: no Django, no provider library here.
 """
@@ -24,9 +26,9 @@ from backend.common.money import CENT
 # 5 ЕСХН, 6 патент.
 VAT_CODES = range(1, 11)
 TAX_SYSTEM_CODES = range(1, 7)
-ITEM_DESCRIPTION_MAX = 128  # characters of an item's description
 PAYMENT_SUBJECT = "service"
 PAYMENT_MODE = "full_payment"
+ITEM_DESCRIPTION = "Пополнение баланса"
 QUANTITY = "1.00"
 
 EMAIL_MAX = 254
@@ -67,9 +69,7 @@ class ReceiptSettings:
     vat_code: int = 1
     tax_system_code: int | None = None  # None: not sent, the shop's own
 
-    def receipt(
-        self, *, description: str, amount: Decimal, currency: str, contact: str = ""
-    ) -> dict[str, Any]:
+    def receipt(self, *, amount: Decimal, currency: str, contact: str = "") -> dict[str, Any]:
         """The receipt of a one-item top-up of `amount` (two decimals); with `contact`,
         its `customer` (a Telegram invoice has none: Telegram asks for the e-mail)."""
         value = f"{amount.quantize(CENT)}"
@@ -78,7 +78,7 @@ class ReceiptSettings:
             receipt["customer"] = receipt_customer(contact)
         receipt["items"] = [
             {
-                "description": description[:ITEM_DESCRIPTION_MAX],
+                "description": ITEM_DESCRIPTION,
                 "quantity": QUANTITY,
                 "amount": {"value": value, "currency": currency},
                 "vat_code": self.vat_code,

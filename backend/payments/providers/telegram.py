@@ -111,7 +111,7 @@ class TelegramPaymentsProvider:
                 "provider_data": json.dumps(
                     {
                         "receipt": self.receipts.receipt(
-                            description=comment, amount=quote.amount, currency=quote.currency
+                            amount=quote.amount, currency=quote.currency
                         )
                     },
                     ensure_ascii=False,

@@ -169,7 +169,7 @@ class YooKassaProvider:
                     "e-mail or phone for the receipt"
                 )
             body["receipt"] = self._receipts.receipt(
-                description=description, amount=amount, currency=currency, contact=receipt_contact
+                amount=amount, currency=currency, contact=receipt_contact
             )
         for attempt in range(1, CREATE_TRIES + 1):
             try:
