@@ -578,6 +578,7 @@ def test_every_admin_page_keeps_to_the_content_security_policy(
         f"{USERS_URL}logs/",
         "/admin/payments/bill/",
         f"/admin/payments/bill/{bill.pk}/change/",
+        "/admin/payments/bill/reconciliation/",
         "/admin/payments/ledgerentry/",
         f"/admin/payments/ledgerentry/{entry.pk}/change/",
         "/admin/auth/user/",
@@ -682,6 +683,10 @@ def test_the_lists_fit_a_1366_screen(browser: BrowserThread, busy, tmp_path) -> 
     fits(ledger)
     assert ledger["heading"] == "Записи журнала баланса"
     assert ledger["paginator"].strip() == "2 записи журнала баланса"
+
+    recon = browser.run(page_layout, f"{BILLS_URL}reconciliation/", tmp_path / "recon-1366.png")
+    fits(recon)
+    assert recon["heading"] == "Сверка платежей"
 
     page = browser.run(page_layout, f"{USERS_URL}{wide.pk}/change/", tmp_path / "user-1366.png")
     fits(page)

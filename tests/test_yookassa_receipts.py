@@ -489,3 +489,11 @@ def test_telegram_receipts_need_a_provider_token_in_rubles(settings):
     settings.PAYMENT_PROVIDERS = ["yookassa"]  # the Telegram route is off: no matter
     settings.TELEGRAM_PAYMENTS_PROVIDER_TOKEN = ""
     assert not [e for e in bot_settings_errors() if "RECEIPTS" in e]
+
+
+async def test_the_menu_offers_receipt_when_receipts_are_on(start, tg):
+    await start()
+    everyone = await tg.wait_call("setMyCommands", lambda p: "scope" not in p)
+    assert [c["command"] for c in everyone.params["commands"]] == ["start", "balance", "receipt"]
+    admins = await tg.wait_call("setMyCommands", lambda p: "scope" in p)
+    assert [c["command"] for c in admins.params["commands"]][-1] == "admin"

@@ -167,17 +167,22 @@ async def report_to_admins(bot: Bot, admin_ids: Iterable[int], where: str, error
     await asyncio.gather(*(send(bot, admin_id, text) for admin_id in admin_ids))
 
 
-async def publish_commands(bot: Bot, admin_ids: Iterable[int], attempts: int = ATTEMPTS) -> None:
-    """The bot's menu in Telegram (setMyCommands): /start and /balance for everyone, and
-    /admin too in each admin's own chat. Retried while Telegram does not answer; an admin
+async def publish_commands(
+    bot: Bot, admin_ids: Iterable[int], *, receipts: bool = False, attempts: int = ATTEMPTS
+) -> None:
+    """The bot's menu in Telegram (setMyCommands): /start and /balance for everyone
+    (/receipt too when a way to pay sends receipts), and /admin too in each admin's own
+    chat. Retried while Telegram does not answer; an admin
     chat Telegram does not know (the admin never wrote to the bot) is skipped with a
     warning. Telegram keeps the menu: a failure only means an older one stays shown."""
 
     def commands(described: dict[str, str]) -> list[BotCommand]:
         return [BotCommand(command=name, description=text) for name, text in described.items()]
 
-    menus = [(None, commands(texts.COMMANDS))]
-    menus += [(BotCommandScopeChat(chat_id=i), commands(texts.ADMIN_COMMANDS)) for i in admin_ids]
+    everyone = texts.COMMANDS | (texts.RECEIPT_COMMAND if receipts else {})
+    admins = everyone | texts.ADMIN_COMMAND
+    menus = [(None, commands(everyone))]
+    menus += [(BotCommandScopeChat(chat_id=i), commands(admins)) for i in admin_ids]
     for scope, menu in menus:
         where = "everyone" if scope is None else f"admin chat {scope.chat_id}"
         delay = 1.0

@@ -149,7 +149,14 @@ def lock_holder_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> li
         asyncio.create_task(
             run_notice_sender(bot=bot, interval=config.notice_interval), name="notices"
         ),
-        asyncio.create_task(publish_commands(bot, config.admin_ids), name="menu"),
+        asyncio.create_task(
+            publish_commands(
+                bot,
+                config.admin_ids,
+                receipts=any(p.needs_receipt_contact for p in providers.values()),
+            ),
+            name="menu",
+        ),
     ]
 
 

@@ -21,7 +21,8 @@ BALANCE_BUTTON = "Мой баланс"
 
 # The bot's menu (setMyCommands): everyone's, and the admins' in their own chats.
 COMMANDS = {"start": "Начать сначала", "balance": "Мой баланс и последние операции"}
-ADMIN_COMMANDS = {**COMMANDS, "admin": "Ссылка на админку"}
+RECEIPT_COMMAND = {"receipt": "Почта или телефон для чеков"}
+ADMIN_COMMAND = {"admin": "Ссылка на админку"}
 
 ASK_AMOUNT = "Введите сумму, на которую вы хотите пополнить баланс"
 SUPPORT = "Что-то пошло не так. Отчет отправлен в службу поддержки."
