@@ -62,7 +62,11 @@ class Bill(models.Model):
     class Meta:
         verbose_name = _("bill")
         verbose_name_plural = _("bills")
-        permissions = [("refund_bill", _("Can refund Telegram Stars payments"))]
+        permissions = [
+            ("refund_bill", _("Can refund Telegram Stars payments")),
+            # The admin index's dashboard (backend/payments/dashboard_page.py).
+            ("view_dashboard", _("Can see the dashboard")),
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="bill_status_created"),
             models.Index(fields=["status", "status_changed_at"], name="bill_status_changed"),
