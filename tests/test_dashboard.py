@@ -17,7 +17,11 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Sum
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -33,6 +37,12 @@ NBSP = "\u00a0"
 SVG = "{http://www.w3.org/2000/svg}"
 APP_LIST = 'id="content-main"'
 TITLES = {"qiwi": "QIWI", "telegram": "Telegram Stars", "yookassa": "YooKassa"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_figures(settings) -> None:
+    """Every view computes its figures (test_the_figures_are_kept_a_while: the cache)."""
+    settings.DASHBOARD_CACHE_SECONDS = 0
 
 
 def local_midnight(days_ago: int = 0) -> datetime:
@@ -170,6 +180,15 @@ def test_the_figures_fall_on_local_days(planted):
     assert found[("qiwi", yesterday.strftime("%d.%m"))] == (Decimal("50.50"), 1)
     assert summary.revenue_today == planted["revenue_today"] >= Decimal("140.00")
     assert summary.revenue_month == planted["revenue_month"]
+    # Read from the bills' credited_at: the same as the ledger's top-ups.
+    ledger = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.TOPUP, created_at__gte=summary.period.start
+    ).aggregate(total=Sum("amount"), count=Count("pk"))
+    assert (ledger["total"], ledger["count"]) == (
+        sum(amount for amount, _, _ in planted["credits"]),
+        sum(count for _, count in expected_cells(planted).values()),
+    )
+    assert sum(amount for amount, _ in found.values()) == ledger["total"]
     assert summary.balances_total == Decimal("1234568.00")
     paid = len(planted["credits"])
     assert summary.outcomes == {
@@ -297,3 +316,21 @@ def test_the_permission_lives_in_payments(db):
     # Django keeps permission names as the model declares them, as for the others;
     # the catalog has its Russian name.
     assert gettext(str(permission.name)) == "Может видеть сводку"
+
+
+def test_the_figures_are_kept_a_while(planted, settings):
+    settings.DASHBOARD_CACHE_SECONDS = 60
+    cache.clear()
+    client = staff_client(superuser=True)
+    with CaptureQueriesContext(connection) as first:
+        client.get(INDEX)
+    credit(TelegramUser.objects.first(), "5.00", "qiwi", timezone.now())
+    with CaptureQueriesContext(connection) as second:
+        page = client.get(INDEX).content.decode()
+    tables = ("payments_bill", "users_telegramuser")
+    assert sum(any(t in q["sql"] for t in tables) for q in first.captured_queries) == 6
+    assert not any(t in q["sql"] for q in second.captured_queries for t in tables)
+    assert money_format(planted["revenue_today"]) in page  # as it was computed
+    cache.clear()
+    page = client.get(INDEX).content.decode()
+    assert money_format(planted["revenue_today"] + 5) in page

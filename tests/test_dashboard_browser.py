@@ -26,8 +26,9 @@ chromium, browser, admin = admin_browser.chromium, admin_browser.browser, admin_
 
 
 @pytest.fixture
-def month_of_payments(transactional_db) -> None:
+def month_of_payments(transactional_db, settings) -> None:
     """Thirty days of top-ups by every provider, bills of each outcome, users."""
+    settings.DASHBOARD_CACHE_SECONDS = 0
     payer = person()
     today = local_midnight()
     for days_ago in range(30):

@@ -8,9 +8,12 @@ superusers have every permission): see `backend.admin_site.AdminSite.index`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -159,9 +162,19 @@ def users_chart(summary: Summary) -> Chart:
     return Chart(_("Users per day"), mark_safe(svg), legend, note)
 
 
-def dashboard_context(*, now: datetime | None = None) -> dict:
+def cached_summary() -> Summary:
+    """`dashboard_summary`, kept for DASHBOARD_CACHE_SECONDS in Django's cache (this
+    process's memory unless CACHES says otherwise)."""
+    seconds = settings.DASHBOARD_CACHE_SECONDS
+    if seconds <= 0:
+        return dashboard_summary()
+    key = f"admin-dashboard:{settings.TIME_ZONE}"
+    return cache.get_or_set(key, dashboard_summary, timeout=seconds)
+
+
+def dashboard_context() -> dict:
     """What templates/admin/index.html draws above the app list."""
-    summary = dashboard_summary(now=now)
+    summary = cached_summary()
     period = summary.period
     credited = [cell for by_day in summary.topups.values() for cell in by_day.values()]
     month = date_format(period.month_start.date(), "F Y")  # «Ноябрь 2026»
@@ -183,6 +196,7 @@ def dashboard_context(*, now: datetime | None = None) -> dict:
         "tiles": tiles,
         "charts": [topups_chart(summary), bills_chart(summary), users_chart(summary)],
         "zone": period.zone,
+        "computed_at": timezone.localtime(summary.computed_at, period.zone),
         "first_day": period.days[0],
         "last_day": period.days[-1],
     }

@@ -70,6 +70,10 @@ class Bill(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="bill_status_created"),
             models.Index(fields=["status", "status_changed_at"], name="bill_status_changed"),
+            # The dashboard (backend/payments/dashboard.py) reads 30 days of each, from
+            # the index alone: top-ups per day and provider, bills by outcome.
+            models.Index(fields=["credited_at", "provider", "amount"], name="bill_credited"),
+            models.Index(fields=["created_at", "status"], name="bill_created_status"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="bill_amount_positive"),
