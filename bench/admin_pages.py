@@ -22,6 +22,10 @@ import time
 
 from bench import seed
 
+# The dashboard's figures computed on every view: its row times the queries, not the
+# cache (DASHBOARD_CACHE_SECONDS) that keeps them for a minute in the product.
+os.environ["DASHBOARD_CACHE_SECONDS"] = "0"
+
 LIST = "/admin/users/telegramuser/"
 TARGET_MS = 300
 
@@ -102,7 +106,7 @@ def pages(name: str, users: int) -> list[tuple[str, str]]:
         ("filter: balance > 0", f"{LIST}?balance=positive"),
         ("filter: blocked", f"{LIST}?is_blocked__exact=1"),
         ("user's change page", f"{LIST}{pk}/change/"),
-        ("index with the dashboard", "/admin/"),
+        ("index with the dashboard, not cached", "/admin/"),
     ]
 
 
