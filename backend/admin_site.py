@@ -72,6 +72,16 @@ class AdminSite(admin.AdminSite):
     def index_title(self) -> str:
         return gettext("%(name)s: administration") % {"name": settings.ADMIN_SITE_TITLE}
 
+    def index(self, request: HttpRequest, extra_context: dict | None = None):
+        """Django's index (the app list), with the dashboard above it for staff who may
+        see it (backend/payments/dashboard_page.py; templates/admin/index.html)."""
+        from backend.payments.dashboard_page import can_see_dashboard, dashboard_context
+
+        extra_context = dict(extra_context or {})
+        if can_see_dashboard(request.user):
+            extra_context["dashboard"] = dashboard_context()
+        return super().index(request, extra_context)
+
     def register(self, model_or_iterable, admin_class=None, **options) -> None:
         """Registers `admin_class` with `NamedAdmin` mixed in (Django's ModelAdmin when
         none is given)."""

@@ -202,6 +202,9 @@ SECURE_CSP = {
 ADMIN_SESSION_IDLE_MINUTES = env_int("ADMIN_SESSION_IDLE_MINUTES", 60)
 # The product's name in the admin's header, the browser's title and the index page.
 ADMIN_SITE_TITLE = env("ADMIN_SITE_TITLE", "Пополнение баланса")
+# The index's dashboard is computed at most once in this many seconds per process (0:
+# on every view): at a million bills and users its queries take about a second.
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 60)
 
 # --- the admin's login: throttling (django-axes) and two-factor (django-otp) ---------
 # After ADMIN_LOCKOUT_FAILURES failed logins for one username (from any address), or

@@ -62,10 +62,18 @@ class Bill(models.Model):
     class Meta:
         verbose_name = _("bill")
         verbose_name_plural = _("bills")
-        permissions = [("refund_bill", _("Can refund Telegram Stars payments"))]
+        permissions = [
+            ("refund_bill", _("Can refund Telegram Stars payments")),
+            # The admin index's dashboard (backend/payments/dashboard_page.py).
+            ("view_dashboard", _("Can see the dashboard")),
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="bill_status_created"),
             models.Index(fields=["status", "status_changed_at"], name="bill_status_changed"),
+            # The dashboard (backend/payments/dashboard.py) reads 30 days of each, from
+            # the index alone: top-ups per day and provider, bills by outcome.
+            models.Index(fields=["credited_at", "provider", "amount"], name="bill_credited"),
+            models.Index(fields=["created_at", "status"], name="bill_created_status"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="bill_amount_positive"),
