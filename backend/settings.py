@@ -249,6 +249,7 @@ INSTALLED_APPS = [
     "backend.admin_site.AxesConfig",  # axes, named in Russian
     "backend.users",
     "backend.payments",
+    "backend.broadcasts",
     "backend.bot",
 ]
 
@@ -402,6 +403,12 @@ BILL_LIFETIME_SECONDS = env_int("BILL_LIFETIME_SECONDS", 300)
 BILL_POLL_INTERVAL_SECONDS = env_int("BILL_POLL_INTERVAL_SECONDS", 60)
 BILL_POLL_CONCURRENCY = env_int("BILL_POLL_CONCURRENCY", 64)  # QIWI/YooKassa requests at once
 BOT_UPDATE_CONCURRENCY = env_int("BOT_UPDATE_CONCURRENCY", 64)  # updates handled at once
+# Broadcast messages a second at most (Telegram takes about 30 a second from a bot).
+BROADCAST_RATE = env_int("BROADCAST_RATE", 25)
+if not 1 <= BROADCAST_RATE <= 1000:
+    raise ImproperlyConfigured(
+        f"BROADCAST_RATE must be 1-1000 messages a second, got {BROADCAST_RATE}"
+    )
 MIN_AMOUNT = Decimal(env_int("MIN_AMOUNT", 1))
 MAX_AMOUNT = Decimal(env_int("MAX_AMOUNT", 100000))
 MAX_OPEN_BILLS = env_int("MAX_OPEN_BILLS", 3)  # unpaid bills one user may have at once

@@ -29,6 +29,7 @@ class BotConfig:
     # seconds between reads of getStarTransactions (backend.payments.reconcile)
     star_reconcile_interval: float = 300.0
     notice_interval: float = 2.0  # seconds between looks for notices to send
+    broadcast_rate: float = 25.0  # broadcast messages a second at most (BROADCAST_RATE)
 
     @classmethod
     def from_settings(cls) -> BotConfig:
@@ -43,6 +44,7 @@ class BotConfig:
             max_open_bills=settings.MAX_OPEN_BILLS,
             late_payment_grace=timedelta(seconds=settings.BILL_LATE_PAYMENT_GRACE_SECONDS),
             update_concurrency=settings.BOT_UPDATE_CONCURRENCY,
+            broadcast_rate=float(settings.BROADCAST_RATE),
         )
 
 

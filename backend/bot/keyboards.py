@@ -42,6 +42,11 @@ def confirm(amount: int) -> InlineKeyboardMarkup:
     )
 
 
+def link(text: str, url: str) -> InlineKeyboardMarkup:
+    """One button that opens `url` (a broadcast's)."""
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=text, url=url)]])
+
+
 def bill(pay_url: str, bill_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[

@@ -16,6 +16,7 @@ from aiogram.exceptions import AiogramError
 from loguru import logger
 
 from backend.bot import client, texts
+from backend.common.outbox import mark_interrupted
 from backend.log_setup import redact
 from backend.payments import selectors, services
 from backend.payments.models import UserNotice
@@ -63,18 +64,7 @@ async def send_pending_notices(*, bot: Bot, limit: int = BATCH) -> int:
 async def run_notice_sender(*, bot: Bot, interval: float) -> None:
     """Send queued notices every `interval` seconds, forever. A failed round (the
     database down) is logged and the next one runs as usual."""
-    while True:
-        try:
-            interrupted = await services.anotices_interrupted()
-            break
-        except Exception:
-            logger.exception("notices: the database did not answer; retrying in {} s", interval)
-            await asyncio.sleep(interval)
-    if interrupted:
-        logger.warning(
-            "{} notices were being sent when the bot stopped: marked unknown, not sent again",
-            interrupted,
-        )
+    await mark_interrupted(services.anotices_interrupted, what="notices", interval=interval)
     while True:
         try:
             while await send_pending_notices(bot=bot) == BATCH:

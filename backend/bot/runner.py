@@ -23,6 +23,7 @@ from aiohttp import web
 from django.db import connection
 from loguru import logger
 
+from backend.bot.broadcasts import run_broadcast_sender
 from backend.bot.client import BillNotifier, publish_commands
 from backend.bot.config import BotConfig, WebhookConfig
 from backend.bot.instance_lock import InstanceLock, instance_lock
@@ -143,11 +144,17 @@ def bill_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyn
 
 def lock_holder_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyncio.Task]:
     """What the one process holding the instance lock runs besides its intake: the bill
-    jobs, the notices to users, and setting the bot's menu once."""
+    jobs, the notices to users, the broadcasts, and setting the bot's menu once."""
     return [
         *bill_jobs(providers=providers, bot=bot, config=config),
         asyncio.create_task(
             run_notice_sender(bot=bot, interval=config.notice_interval), name="notices"
+        ),
+        asyncio.create_task(
+            run_broadcast_sender(
+                bot=bot, rate=config.broadcast_rate, interval=config.notice_interval
+            ),
+            name="broadcasts",
         ),
         asyncio.create_task(
             publish_commands(

@@ -5,6 +5,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from backend.common.money import MoneyField, money_format
+from backend.common.outbox import OutboxStatus
 from backend.payments.vocabulary import BillStatus, ProviderName
 from backend.users.models import TelegramUser
 
@@ -196,14 +197,7 @@ class UserNotice(models.Model):
     Sent at most once: a notice is SENDING before the message goes out, and one found
     SENDING after a crash is UNKNOWN, never sent again."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("queued")
-        SENDING = "sending", _("being sent")
-        SENT = "sent", _("sent")
-        FAILED = "failed", _("not delivered")
-        BOT_BLOCKED = "bot_blocked", _("the user has blocked the bot")
-        SKIPPED = "skipped", _("not sent: the user is blocked")
-        UNKNOWN = "unknown", _("unknown: the bot stopped while sending")
+    Status = OutboxStatus
 
     entry = models.OneToOneField(
         LedgerEntry, on_delete=models.PROTECT, related_name="notice", verbose_name=_("change")

@@ -44,6 +44,7 @@ class Call:
     failed: bool = False
     result: Any = None  # the "result" the fake answered with (e.g. a Message dict)
     consumed: bool = field(default=False, repr=False)
+    at: float = field(default_factory=time.monotonic, repr=False)  # when it came
 
 
 @dataclass

@@ -1,0 +1,118 @@
+"""Sends the queued broadcasts (backend.broadcasts), beside the bill jobs, in the one bot
+process that holds the instance lock: one sender across all processes and workers.
+
+At most `rate` messages a second, spaced evenly, so no second ever holds more (Telegram
+takes about 30 a second from a bot; the default 25 leaves room for the dialog's
+replies). Each recipient gets at most one message: the delivery is claimed (SENDING)
+before the message goes out and finished after; a pause or a cancel takes effect
+before the next message; after a crash the sender resumes with the next recipient,
+and the one whose message was in hand is UNKNOWN, not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiogram import Bot
+from aiogram.exceptions import AiogramError
+from loguru import logger
+
+from backend.bot import client, keyboards
+from backend.broadcasts import selectors, services
+from backend.broadcasts.models import Broadcast, Delivery
+from backend.common.outbox import mark_interrupted
+from backend.log_setup import redact
+
+BATCH = 100
+Status = Delivery.Status
+
+
+class Pacer:
+    """Lets one message go every 1/`rate` seconds, never sooner."""
+
+    def __init__(self, rate: float) -> None:
+        self._gap = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        if self._next > now:
+            await asyncio.sleep(self._next - now)
+            now = time.monotonic()
+        self._next = max(now, self._next) + self._gap
+
+
+def _not_to_send(delivery: Delivery) -> Status | None:
+    """Who gets nothing: blocked in the admin since the broadcast was queued, or gone
+    (has blocked the bot)."""
+    if delivery.user.is_blocked:
+        return Status.SKIPPED
+    if delivery.user.bot_blocked_at is not None:
+        return Status.BOT_BLOCKED
+    return None
+
+
+async def _send(bot: Bot, broadcast: Broadcast, delivery: Delivery) -> tuple[Status, str]:
+    markup = None
+    if broadcast.button_url:
+        markup = keyboards.link(broadcast.button_text, broadcast.button_url)
+    chat_id = delivery.user.telegram_id
+    try:
+        sent = await client.deliver(bot, chat_id, broadcast.text, reply_markup=markup)
+    except AiogramError as e:  # Telegram's «no» for this user (a 400): recorded, not retried
+        return Status.FAILED, redact(str(e))
+    if sent.message is not None:
+        return Status.SENT, ""
+    return (Status.BOT_BLOCKED, "") if sent.bot_blocked else (Status.FAILED, sent.error)
+
+
+async def _still_running(broadcast_id: int) -> bool:
+    current = await selectors.abroadcast_get(broadcast_id=broadcast_id)
+    if current.status == Broadcast.Status.RUNNING:
+        return True
+    logger.info("broadcast {} is {}: stopped sending", broadcast_id, current.status)
+    return False
+
+
+async def send_broadcast(*, bot: Bot, broadcast: Broadcast, pacer: Pacer) -> None:
+    """Send what is left of one RUNNING broadcast, until it is done, paused or cancelled
+    (a delivery is claimed only while its broadcast runs: a pause or a cancel stops the
+    next message)."""
+    while await _still_running(broadcast.pk):
+        batch = await selectors.adeliveries_pending(broadcast_id=broadcast.pk, limit=BATCH)
+        if not batch:
+            if await services.abroadcast_finish(broadcast_id=broadcast.pk):
+                logger.info("broadcast {} done", broadcast.pk)
+            return
+        for delivery in batch:
+            skip = _not_to_send(delivery)
+            if skip is None:
+                await pacer.wait()  # before the claim: claimed means on its way
+            if not await services.adelivery_claim(delivery_id=delivery.pk):
+                if not await _still_running(broadcast.pk):  # paused or cancelled
+                    return
+                continue
+            status, error = (skip, "") if skip else await _send(bot, broadcast, delivery)
+            await services.adelivery_finish(delivery_id=delivery.pk, status=status, error=error)
+            if status != Status.SENT:
+                logger.info(
+                    "broadcast {} to user {}: {}", broadcast.pk, delivery.user.telegram_id, status
+                )
+
+
+async def run_broadcast_sender(*, bot: Bot, rate: float, interval: float) -> None:
+    """Look for a broadcast to send every `interval` seconds and send it, forever. A
+    failed round (the database down) is logged and tried again."""
+    pacer = Pacer(rate)
+    await mark_interrupted(services.adeliveries_interrupted, what="broadcasts", interval=interval)
+    while True:
+        try:
+            broadcast = await services.abroadcast_next()
+            if broadcast is not None:
+                logger.info("broadcast {}: sending at {} a second", broadcast.pk, rate)
+                await send_broadcast(bot=bot, broadcast=broadcast, pacer=pacer)
+                continue
+        except Exception:
+            logger.exception("broadcasts: a round failed; retrying in {} s", interval)
+        await asyncio.sleep(interval)

@@ -1,0 +1,167 @@
+"""The one module that writes broadcasts and their deliveries.
+
+A broadcast is written as a DRAFT, then queued: its recipients are fixed at that moment,
+one Delivery row each (unique per broadcast and user), and the bot process that holds
+the instance lock sends them (backend/bot/broadcasts.py), at most one message each: a
+delivery is SENDING before its message goes out, and one found SENDING after a crash is
+UNKNOWN, never sent again.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from backend.broadcasts import selectors
+from backend.broadcasts.models import Broadcast, Delivery
+from backend.broadcasts.telegram_html import TelegramHtmlError, telegram_html_text
+from backend.common.db import db_async
+
+BUTTON_TEXT_MAX = 64
+QUEUE_BATCH = 2000  # delivery rows written at once when a broadcast is queued
+
+Status = Broadcast.Status
+
+
+class BroadcastError(ValueError):
+    """A broadcast that cannot be made or moved so; the message is for a person."""
+
+
+def broadcast_create(
+    *,
+    text: str,
+    button_text: str = "",
+    button_url: str = "",
+    only_positive_balance: bool = False,
+    admin: AbstractBaseUser | None = None,
+) -> Broadcast:
+    """A DRAFT, refused (BroadcastError) if Telegram would refuse its text or button."""
+    try:
+        telegram_html_text(text)
+    except TelegramHtmlError as e:
+        raise BroadcastError(_("Telegram would refuse the text: %(why)s") % {"why": e}) from None
+    button_text, button_url = button_text.strip(), button_url.strip()
+    if bool(button_text) != bool(button_url):
+        raise BroadcastError(_("A button needs both its text and its URL."))
+    if len(button_text) > BUTTON_TEXT_MAX:
+        raise BroadcastError(
+            _("The button's text is longer than %(max)s characters.") % {"max": BUTTON_TEXT_MAX}
+        )
+    if button_url and (not button_url.startswith("https://") or len(button_url) > 2048):
+        raise BroadcastError(_("The button's URL must start with https://."))
+    return Broadcast.objects.create(
+        text=text,
+        button_text=button_text,
+        button_url=button_url,
+        only_positive_balance=only_positive_balance,
+        created_by=admin,
+    )
+
+
+@transaction.atomic
+def broadcast_queue(*, broadcast_id: int) -> Broadcast:
+    """DRAFT → QUEUED, with a PENDING delivery for every user of its audience now."""
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    if broadcast.status != Status.DRAFT:
+        raise BroadcastError(_("Only a draft can be queued."))
+    audience = selectors.broadcast_audience(only_positive_balance=broadcast.only_positive_balance)
+    user_ids = list(audience.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(user_ids), QUEUE_BATCH):
+        Delivery.objects.bulk_create(
+            Delivery(broadcast=broadcast, user_id=user_id)
+            for user_id in user_ids[start : start + QUEUE_BATCH]
+        )
+    broadcast.total, broadcast.status = len(user_ids), Status.QUEUED
+    broadcast.save(update_fields=["total", "status"])
+    return broadcast
+
+
+def _move(broadcast_id: int, to: Status, *, only_from: tuple[Status, ...]) -> Broadcast:
+    moved = Broadcast.objects.filter(pk=broadcast_id, status__in=only_from).update(status=to)
+    broadcast = Broadcast.objects.get(pk=broadcast_id)
+    if not moved and broadcast.status != to:
+        raise BroadcastError(
+            _("A broadcast that is «%(status)s» cannot be so.")
+            % {"status": broadcast.get_status_display()}
+        )
+    return broadcast
+
+
+def broadcast_pause(*, broadcast_id: int) -> Broadcast:
+    """Stops after the message in hand; `broadcast_resume` goes on from the next one."""
+    return _move(broadcast_id, Status.PAUSED, only_from=Broadcast.ACTIVE)
+
+
+def broadcast_resume(*, broadcast_id: int) -> Broadcast:
+    return _move(broadcast_id, Status.QUEUED, only_from=(Status.PAUSED,))
+
+
+def broadcast_cancel(*, broadcast_id: int) -> Broadcast:
+    """No more messages; those sent stay sent, the rest stay queued and are never sent."""
+    return _move(
+        broadcast_id, Status.CANCELLED, only_from=(Status.DRAFT, *Broadcast.ACTIVE, Status.PAUSED)
+    )
+
+
+# --- the sender (backend/bot/broadcasts.py) ------------------------------------------------
+
+
+def broadcast_next() -> Broadcast | None:
+    """The oldest broadcast to send, RUNNING from now on."""
+    broadcast = Broadcast.objects.filter(status__in=Broadcast.ACTIVE).order_by("pk").first()
+    if broadcast is None:
+        return None
+    if broadcast.status == Status.QUEUED:
+        started = broadcast.started_at or timezone.now()
+        moved = Broadcast.objects.filter(pk=broadcast.pk, status=Status.QUEUED).update(
+            status=Status.RUNNING, started_at=started
+        )
+        if not moved:  # paused or cancelled meanwhile
+            return None
+        broadcast.status, broadcast.started_at = Status.RUNNING, started
+    return broadcast
+
+
+def broadcast_finish(*, broadcast_id: int) -> bool:
+    """RUNNING → DONE once nothing of it is left to send; True if it moved."""
+    left = Delivery.objects.filter(
+        broadcast_id=broadcast_id, status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING)
+    )
+    if left.exists():
+        return False
+    rows = Broadcast.objects.filter(pk=broadcast_id, status=Status.RUNNING)
+    return rows.update(status=Status.DONE, finished_at=timezone.now()) == 1
+
+
+def deliveries_interrupted() -> int:
+    """Deliveries a sender had begun when it stopped: UNKNOWN, never sent again (the
+    message may have gone out). Called when a sender starts; returns how many."""
+    return Delivery.objects.filter(status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.UNKNOWN, error=_("the bot stopped while sending it")
+    )
+
+
+def delivery_claim(*, delivery_id: int) -> bool:
+    """PENDING → SENDING, before the message goes out, only while its broadcast runs;
+    False if it was not PENDING or the broadcast was paused or cancelled meanwhile."""
+    rows = Delivery.objects.filter(
+        pk=delivery_id, status=Delivery.Status.PENDING, broadcast__status=Status.RUNNING
+    )
+    return rows.update(status=Delivery.Status.SENDING) == 1
+
+
+def delivery_finish(*, delivery_id: int, status: Delivery.Status, error: str = "") -> None:
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
+        status=status,
+        error=error[:2000],
+        sent_at=timezone.now() if status == Delivery.Status.SENT else None,
+    )
+
+
+abroadcast_next = db_async(broadcast_next)
+abroadcast_finish = db_async(broadcast_finish)
+adeliveries_interrupted = db_async(deliveries_interrupted)
+adelivery_claim = db_async(delivery_claim)
+adelivery_finish = db_async(delivery_finish)
