@@ -120,7 +120,7 @@ async def test_the_command_counts_and_queues_the_audience(transactional_db):
     "args, why",
     [
         (["--text", "<script>x</script>"], "<script>"),
-        (["--text", "x", "--button-text", "Открыть"], "both"),
+        (["--text", "x", "--button-text", "Открыть"], "и текст, и ссылка"),
         (["--text", "x", "--button-text", "Открыть", "--button-url", "http://x.ru"], "https"),
     ],
 )
