@@ -89,7 +89,10 @@ async def send_broadcast(*, bot: Bot, broadcast: Broadcast, pacer: Pacer) -> Non
             skip = _not_to_send(delivery)
             if skip is None:
                 await pacer.wait()  # before the claim: claimed means on its way
-            if not await services.adelivery_claim(delivery_id=delivery.pk):
+            claimed = await services.adelivery_claim(
+                broadcast_id=broadcast.pk, delivery_id=delivery.pk
+            )
+            if not claimed:
                 if not await _still_running(broadcast.pk):  # paused or cancelled
                     return
                 continue

@@ -143,11 +143,16 @@ def deliveries_interrupted() -> int:
     )
 
 
-def delivery_claim(*, delivery_id: int) -> bool:
+def delivery_claim(*, broadcast_id: int, delivery_id: int) -> bool:
     """PENDING → SENDING, before the message goes out, only while its broadcast runs;
-    False if it was not PENDING or the broadcast was paused or cancelled meanwhile."""
+    False if it was not PENDING or the broadcast was paused or cancelled meanwhile.
+
+    One conditional UPDATE of the delivery alone (the broadcast's status in a subquery
+    of the other table): a join would make Django select the row first on MySQL and
+    update it unconditionally."""
+    running = Broadcast.objects.filter(pk=broadcast_id, status=Status.RUNNING).values("pk")
     rows = Delivery.objects.filter(
-        pk=delivery_id, status=Delivery.Status.PENDING, broadcast__status=Status.RUNNING
+        pk=delivery_id, status=Delivery.Status.PENDING, broadcast_id__in=running
     )
     return rows.update(status=Delivery.Status.SENDING) == 1
 
