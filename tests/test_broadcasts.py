@@ -145,6 +145,7 @@ async def test_every_user_gets_it_once_with_its_button(make_bot, tg, transaction
     )
     broadcast_id = int(out.split()[1])
     tg.fail_next("sendMessage", status=403)  # the first recipient has blocked the bot
+    tg.fail_next("sendMessage", status=403, description="Forbidden: user is deactivated")
     await make_bot(notice_interval=0.1, broadcast_rate=1000.0)
 
     async def done():
@@ -161,12 +162,13 @@ async def test_every_user_gets_it_once_with_its_button(make_bot, tg, transaction
     )
     assert await deliveries(broadcast_id) == {
         6201: "bot_blocked",
-        6202: "sent",
+        6202: "left",  # the account is gone
         6203: "sent",
         6204: "sent",
         6205: "sent",
     }
     assert (await db_user(6201)).bot_blocked_at is not None
+    assert (await db_user(6202)).bot_blocked_at is not None  # nothing more reaches it
     await asyncio.sleep(0.5)
     assert len(sends(tg)) == len(users)  # nothing more, to anyone
     status = await sync_to_async(command)("broadcast_status", str(broadcast_id))

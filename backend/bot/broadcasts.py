@@ -62,9 +62,7 @@ async def _send(bot: Bot, broadcast: Broadcast, delivery: Delivery) -> tuple[Sta
         sent = await client.deliver(bot, chat_id, broadcast.text, reply_markup=markup)
     except AiogramError as e:  # Telegram's «no» for this user (a 400): recorded, not retried
         return Status.FAILED, redact(str(e))
-    if sent.message is not None:
-        return Status.SENT, ""
-    return (Status.BOT_BLOCKED, "") if sent.bot_blocked else (Status.FAILED, sent.error)
+    return client.outbox_outcome(sent)
 
 
 async def _still_running(broadcast_id: int) -> bool:

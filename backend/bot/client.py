@@ -35,6 +35,7 @@ from loguru import logger
 from backend.bot import keyboards, texts
 from backend.bot.session import RequestMetrics, TelegramRequestPolicy
 from backend.common import metrics
+from backend.common.outbox import OutboxStatus
 from backend.log_setup import redact
 from backend.payments.models import Bill
 from backend.payments.providers import providers_from_settings
@@ -61,10 +62,11 @@ def build_bot(*, token: str, api_server: str) -> Bot:
 @dataclass(frozen=True)
 class Delivery:
     """What became of a message: `message` when it was sent, else `bot_blocked` (the
-    user has blocked the bot) or an `error`."""
+    user has blocked the bot, or `left`: deleted their account) or an `error`."""
 
     message: Message | None = None
     bot_blocked: bool = False
+    left: bool = False
     error: str = ""
 
 
@@ -80,10 +82,16 @@ async def deliver(
             return Delivery(
                 message=await bot.send_message(chat_id, text, reply_markup=reply_markup)
             )
-        except TelegramForbiddenError:
-            logger.warning("user {} has blocked the bot: message not delivered", chat_id)
+        except TelegramForbiddenError as e:
+            # «Forbidden: user is deactivated»: the account is gone; either way nothing
+            # more reaches this user, and the user counts as having blocked the bot.
+            left = "deactivated" in e.message
+            logger.warning(
+                "user {} {}: message not delivered",
+                chat_id, "has deleted their account" if left else "has blocked the bot",
+            )  # fmt: skip
             await auser_mark_bot_blocked(telegram_id=chat_id)
-            return Delivery(bot_blocked=True)
+            return Delivery(bot_blocked=True, left=left)
         except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
             if attempt == ATTEMPTS:
                 logger.error("message to {} not delivered after {} attempts", chat_id, ATTEMPTS)
@@ -92,6 +100,17 @@ async def deliver(
             await asyncio.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
+
+
+def outbox_outcome(delivery: Delivery) -> tuple[OutboxStatus, str]:
+    """A queued message's status (a notice's, a broadcast's) after `deliver`, and its error."""
+    if delivery.message is not None:
+        return OutboxStatus.SENT, ""
+    if delivery.left:
+        return OutboxStatus.LEFT, ""
+    if delivery.bot_blocked:
+        return OutboxStatus.BOT_BLOCKED, ""
+    return OutboxStatus.FAILED, delivery.error
 
 
 async def send(

@@ -41,9 +41,7 @@ async def _send(bot: Bot, notice: UserNotice) -> tuple[Status, str]:
         delivery = await client.deliver(bot, user.telegram_id, _text(notice))
     except AiogramError as e:  # Telegram's «no» (a 400): sending again would not help
         return Status.FAILED, redact(str(e))
-    if delivery.message is not None:
-        return Status.SENT, ""
-    return (Status.BOT_BLOCKED, "") if delivery.bot_blocked else (Status.FAILED, delivery.error)
+    return client.outbox_outcome(delivery)
 
 
 async def send_pending_notices(*, bot: Bot, limit: int = BATCH) -> int:

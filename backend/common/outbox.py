@@ -22,6 +22,7 @@ class OutboxStatus(models.TextChoices):
     SENT = "sent", _("sent")
     FAILED = "failed", _("not delivered")
     BOT_BLOCKED = "bot_blocked", _("the user has blocked the bot")
+    LEFT = "left", _("the user has deleted their account")
     SKIPPED = "skipped", _("not sent: the user is blocked")
     UNKNOWN = "unknown", _("unknown: the bot stopped while sending")
 
