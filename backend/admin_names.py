@@ -66,6 +66,18 @@ NAMES: dict[str, ModelNames] = {
         pgettext_lazy("select all", "all balance ledger entries"),
         pgettext_lazy("delete selected", "selected balance ledger entries"),
     ),
+    "broadcasts.broadcast": _names(
+        pgettext_lazy("accusative", "broadcast"),
+        lambda n: ngettext("%(count)s broadcast", "%(count)s broadcasts", n),
+        pgettext_lazy("select all", "all broadcasts"),
+        pgettext_lazy("delete selected", "selected broadcasts"),
+    ),
+    "broadcasts.delivery": _names(
+        pgettext_lazy("accusative", "delivery"),
+        lambda n: ngettext("%(count)s delivery", "%(count)s deliveries", n),
+        pgettext_lazy("select all", "all deliveries"),
+        pgettext_lazy("delete selected", "selected deliveries"),
+    ),
     "auth.user": _names(
         pgettext_lazy("accusative", "user"),
         lambda n: ngettext("%(count)s user", "%(count)s users", n),

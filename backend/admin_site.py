@@ -115,3 +115,20 @@ class AdminSite(admin.AdminSite):
             is_verified = getattr(request.user, "is_verified", None)  # OTPMiddleware's
             return bool(is_verified and is_verified())
         return True
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that change only through their services (bills, ledger rows, a broadcast's
+    deliveries): their pages show `fields`, all read-only; nothing is added or deleted."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -37,6 +37,7 @@ from django.contrib.auth.models import User
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
+from backend.broadcasts.services import broadcast_create, broadcast_queue
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.services import balance_adjust, bill_create, bill_mark_created
 from backend.payments.vocabulary import ProviderName
@@ -565,6 +566,8 @@ def test_every_admin_page_keeps_to_the_content_security_policy(
     bill = bill_create(user=ivan, amount=Decimal(100), lifetime=timedelta(minutes=5))
     entry = LedgerEntry.objects.filter(user=ivan).latest("pk")
     assert Bill.objects.filter(pk=bill.pk).exists()
+    broadcast = broadcast_create(text="<b>Новости</b> <tg-spoiler>тайна</tg-spoiler>")
+    broadcast_queue(broadcast_id=broadcast.pk)  # running: the page reloads itself
     pages = [
         "/admin/",
         "/admin/users/",
@@ -579,6 +582,10 @@ def test_every_admin_page_keeps_to_the_content_security_policy(
         "/admin/payments/bill/",
         f"/admin/payments/bill/{bill.pk}/change/",
         "/admin/payments/bill/reconciliation/",
+        "/admin/broadcasts/broadcast/",
+        "/admin/broadcasts/broadcast/add/",
+        f"/admin/broadcasts/broadcast/{broadcast.pk}/change/",
+        "/admin/broadcasts/delivery/",
         "/admin/payments/ledgerentry/",
         f"/admin/payments/ledgerentry/{entry.pk}/change/",
         "/admin/auth/user/",

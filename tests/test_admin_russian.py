@@ -103,6 +103,8 @@ def test_the_counter_takes_the_russian_plural(boss, count, words):
         ("axes.accesslog", ("запись журнала входов", "записи журнала входов",
                             "записей журнала входов")),
         ("axes.accessfailurelog", ("неудачный вход", "неудачных входа", "неудачных входов")),
+        ("broadcasts.broadcast", ("рассылка", "рассылки", "рассылок")),
+        ("broadcasts.delivery", ("доставка", "доставки", "доставок")),
     ],
 )  # fmt: skip
 def test_each_model_counts_in_three_forms(db, model, forms):

@@ -29,15 +29,8 @@ class BroadcastError(ValueError):
     """A broadcast that cannot be made or moved so; the message is for a person."""
 
 
-def broadcast_create(
-    *,
-    text: str,
-    button_text: str = "",
-    button_url: str = "",
-    only_positive_balance: bool = False,
-    admin: AbstractBaseUser | None = None,
-) -> Broadcast:
-    """A DRAFT, refused (BroadcastError) if Telegram would refuse its text or button."""
+def broadcast_check(*, text: str, button_text: str = "", button_url: str = "") -> None:
+    """Raises BroadcastError if Telegram would refuse the text or the button."""
     try:
         telegram_html_text(text)
     except TelegramHtmlError as e:
@@ -51,6 +44,19 @@ def broadcast_create(
         )
     if button_url and (not button_url.startswith("https://") or len(button_url) > 2048):
         raise BroadcastError(_("The button's URL must start with https://."))
+
+
+def broadcast_create(
+    *,
+    text: str,
+    button_text: str = "",
+    button_url: str = "",
+    only_positive_balance: bool = False,
+    admin: AbstractBaseUser | None = None,
+) -> Broadcast:
+    """A DRAFT, refused (BroadcastError) if Telegram would refuse its text or button."""
+    button_text, button_url = button_text.strip(), button_url.strip()
+    broadcast_check(text=text, button_text=button_text, button_url=button_url)
     return Broadcast.objects.create(
         text=text,
         button_text=button_text,

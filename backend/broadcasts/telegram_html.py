@@ -111,3 +111,58 @@ def telegram_html_text(markup: str) -> str:
     if len(text) > MAX_LENGTH:
         raise TelegramHtmlError(f"{len(text)} characters: Telegram takes at most {MAX_LENGTH}")
     return text
+
+
+class _Preview(_Checker):
+    """Re-emits a checked text as safe HTML for the admin's preview: every text escaped,
+    only the tags above, a link's address escaped and opened in a new tab, a spoiler as
+    `<span class="tg-spoiler">`, a custom emoji as its fallback character."""
+
+    _SAME = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        super().handle_starttag(tag, attrs)
+        if tag in self._SAME:
+            self.out.append(f"<{tag}>")
+        elif tag == "a":
+            href = html.escape(dict(attrs).get("href") or "", quote=True)
+            self.out.append(f'<a href="{href}" target="_blank" rel="noopener noreferrer">')
+        elif tag in ("span", "tg-spoiler"):
+            self.out.append('<span class="tg-spoiler">')
+        elif tag == "blockquote":
+            self.out.append("<blockquote>")
+        else:  # tg-emoji: its text is the emoji to show
+            self.out.append("<span>")
+
+    def handle_endtag(self, tag: str) -> None:
+        super().handle_endtag(tag)
+        if tag in self._SAME or tag in ("a", "blockquote"):
+            self.out.append(f"</{tag}>")
+        else:
+            self.out.append("</span>")
+
+    def handle_data(self, data: str) -> None:
+        super().handle_data(data)
+        self.out.append(html.escape(data, quote=False))
+
+    def handle_entityref(self, name: str) -> None:
+        super().handle_entityref(name)
+        self.out.append(html.escape(self.text[-1], quote=False))
+
+    def handle_charref(self, name: str) -> None:
+        super().handle_charref(name)
+        self.out.append(html.escape(self.text[-1], quote=False))
+
+
+def telegram_html_preview(markup: str) -> str:
+    """The text as the admin shows it before sending: safe HTML (see `_Preview`);
+    raises TelegramHtmlError as `telegram_html_text` does."""
+    telegram_html_text(markup)
+    preview = _Preview()
+    preview.feed(markup)
+    preview.close()
+    return "".join(preview.out)

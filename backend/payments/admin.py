@@ -12,6 +12,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from backend.admin_site import ReadOnlyAdmin
 from backend.common.display import moment
 from backend.common.money import money_format
 from backend.payments.flows import bill_refund
@@ -27,23 +28,6 @@ from backend.payments.reconciliation import (
 )
 from backend.payments.services import BalanceError, BillTransition
 from backend.payments.vocabulary import ProviderName
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Bills and ledger rows change only through backend.payments.services. Their pages
-    show `fields` (sums written by `money_format`), all read-only."""
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def search_by_id_or_telegram_id(
