@@ -126,3 +126,35 @@ def test_each_recipients_outcome_is_listed_filtered_and_exported(boss, users):
     rows = list(csv.reader(io.StringIO(body)))
     assert rows[0] == ["broadcast", "telegram_id", "username", "status", "sent_at", "error"]
     assert sorted((r[1], r[3]) for r in rows[1:]) == [("7101", "bot_blocked"), ("7102", "pending")]
+
+
+async def test_send_to_myself_sends_the_message_to_an_admin_id_now(boss_client, tg, settings):
+    from asgiref.sync import sync_to_async
+
+    from tests.constants import ADMIN_ID
+
+    settings.ADMIN_TELEGRAM_IDS = [ADMIN_ID]
+    broadcast = await sync_to_async(services.broadcast_create)(
+        text="<b>Новости</b>", button_text="Открыть", button_url="https://shop.example/"
+    )
+    page = (await boss_client.get(f"{URL}{broadcast.pk}/change/")).content.decode()
+    assert "Отправить себе" in page and f'<option value="{ADMIN_ID}">' in page
+
+    done = await boss_client.post(
+        f"{URL}{broadcast.pk}/test/", {"chat_id": str(ADMIN_ID)}, follow=True
+    )
+    assert f"Отправлено на {ADMIN_ID}: посмотрите в Telegram." in done.content.decode()
+    sent = await tg.wait_call("sendMessage")
+    assert sent.params["chat_id"] == ADMIN_ID and sent.params["text"] == "<b>Новости</b>"
+    assert sent.params["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://shop.example/"
+    assert await sync_to_async(lambda: Broadcast.objects.get().status)() == "draft"
+
+    other = await boss_client.post(f"{URL}{broadcast.pk}/test/", {"chat_id": "1"}, follow=True)
+    assert "Выберите id из ADMIN_TELEGRAM_IDS." in other.content.decode()
+    tg.fail_next("sendMessage", status=400, description="Bad Request: chat not found")
+    refused = await boss_client.post(
+        f"{URL}{broadcast.pk}/test/", {"chat_id": str(ADMIN_ID)}, follow=True
+    )
+    assert "Telegram отказал: Telegram server says - Bad Request: chat not found" in (
+        refused.content.decode()
+    )

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
+from asgiref.sync import async_to_sync
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -26,6 +28,7 @@ from backend.broadcasts.telegram_html import TelegramHtmlError, telegram_html_pr
 from backend.common.display import moment, number
 
 CHANGE = "broadcasts.change_broadcast"
+ADD = "broadcasts.add_broadcast"
 REFRESH_SECONDS = 5  # a running broadcast's page reloads itself this often
 
 
@@ -166,6 +169,9 @@ class BroadcastAdmin(admin.ModelAdmin):
             )
             context["refresh_seconds"] = REFRESH_SECONDS if obj.status in Broadcast.ACTIVE else None
             context["controls"] = self._controls(request, obj)
+            if request.user.has_perm(ADD):
+                context["test_url"] = reverse("admin:broadcasts_broadcast_test", args=[obj.pk])
+                context["admin_ids"] = settings.ADMIN_TELEGRAM_IDS
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- start, pause, resume, cancel --------------------------------------------------------
@@ -200,7 +206,34 @@ class BroadcastAdmin(admin.ModelAdmin):
             )
             for move in self._MOVES
         ]
-        return moves + super().get_urls()
+        test = path(
+            "<int:broadcast_id>/test/",
+            view(require_POST(self.test_view)),
+            name="broadcasts_broadcast_test",
+        )
+        return [*moves, test, *super().get_urls()]
+
+    def test_view(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
+        """«Отправить себе»: the message, now, to one of ADMIN_TELEGRAM_IDS, as the users
+        will get it; the admin reads the result at once (one message: worth the wait)."""
+        if not request.user.has_perm(ADD):
+            raise PermissionDenied
+        broadcast = get_object_or_404(Broadcast, pk=broadcast_id)
+        back = redirect(reverse("admin:broadcasts_broadcast_change", args=[broadcast_id]))
+        try:
+            chat_id = int(request.POST.get("chat_id", ""))
+        except ValueError:
+            chat_id = 0
+        if chat_id not in settings.ADMIN_TELEGRAM_IDS:
+            self.message_user(request, _("Choose an id of ADMIN_TELEGRAM_IDS."), messages.ERROR)
+            return back
+        error = async_to_sync(_send_test)(broadcast, chat_id)
+        if error:
+            self.message_user(request, error, messages.ERROR)
+        else:
+            done = _("Sent to %(chat_id)s: look in Telegram.") % {"chat_id": chat_id}
+            self.message_user(request, done, messages.SUCCESS)
+        return back
 
     def _move_view(self, move: str):
         act = {
@@ -254,6 +287,27 @@ class DeliveryAdmin(ReadOnlyAdmin):
         )
         response["Content-Disposition"] = 'attachment; filename="deliveries.csv"'
         return response
+
+
+async def _send_test(broadcast: Broadcast, chat_id: int) -> str:
+    """Send the broadcast's message to `chat_id`; what went wrong, or ""."""
+    from aiogram.exceptions import AiogramError  # aiogram: only when a test is sent
+
+    from backend.bot import client, keyboards
+
+    markup = None
+    if broadcast.button_url:
+        markup = keyboards.link(broadcast.button_text, broadcast.button_url)
+    async with client.connect(providers=[]) as telegram:
+        if telegram.bot is None:
+            return str(_("TELEGRAM_API_TOKEN is not set here: nothing can be sent."))
+        try:
+            sent = await client.deliver(telegram.bot, chat_id, broadcast.text, reply_markup=markup)
+        except AiogramError as e:
+            return str(_("Telegram refused: %(error)s") % {"error": e})
+    if sent.message is None:
+        return str(_("Not delivered: %(why)s") % {"why": sent.error or _("the bot is blocked")})
+    return ""
 
 
 class _Echo:
