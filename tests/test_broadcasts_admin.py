@@ -158,3 +158,47 @@ async def test_send_to_myself_sends_the_message_to_an_admin_id_now(boss_client, 
     assert "Telegram отказал: Telegram server says - Bad Request: chat not found" in (
         refused.content.decode()
     )
+
+
+def test_broadcast_to_the_users_chosen_in_the_list(boss, users):
+    """«Разослать выбранным» on the users list (with «select all», its search and
+    filters): the broadcast goes to those chosen, minus the blocked, and nobody else."""
+    TelegramUser.objects.create(telegram_id=7104, first_name="Анна", username="anna")
+    chosen = TelegramUser.objects.filter(telegram_id__in=[7101, 7103, 7104])
+    response = boss.post(
+        "/admin/users/telegramuser/",
+        {"action": "broadcast_to_users", "_selected_action": [u.pk for u in chosen]},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"{URL}add/?chosen=1"
+    form = page(boss, f"{URL}add/?chosen=1")
+    assert "Выбранным в списке пользователям: 3" in form
+    assert 'name="only_positive_balance"' not in form
+
+    made = boss.post(f"{URL}add/?chosen=1", {"text": "Только вам"})
+    assert made.status_code == 302
+    broadcast = Broadcast.objects.get()
+    assert broadcast.chosen and broadcast.total == 2  # 7103 is blocked
+    boss.post(f"{URL}{broadcast.pk}/queue/")
+    broadcast.refresh_from_db()
+    assert broadcast.status == "queued" and broadcast.total == 2
+    assert sorted(Delivery.objects.values_list("user__telegram_id", flat=True)) == [7101, 7104]
+    # The choice was used up: a plain add page is for everyone again.
+    assert "Выбранным в списке" not in page(boss, f"{URL}add/?chosen=1")
+
+
+def test_the_list_offers_it_only_to_those_who_may_write_broadcasts(staff_can_see_users, users):
+    listed = page(staff_can_see_users, "/admin/users/telegramuser/")
+    assert "Заблокировать выбранных пользователей" in listed
+    assert "Разослать выбранным" not in listed
+
+
+@pytest.fixture
+def staff_can_see_users(db) -> Client:
+    staff = User.objects.create_user("clerk", password="pw", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_telegramuser", "change_telegramuser"])
+    )
+    client = Client()
+    client.force_login(staff)
+    return client

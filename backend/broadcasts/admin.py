@@ -29,6 +29,8 @@ from backend.common.display import moment, number
 
 CHANGE = "broadcasts.change_broadcast"
 ADD = "broadcasts.add_broadcast"
+# The users the users list's «Разослать выбранным» chose, until the broadcast is written.
+CHOSEN_USERS = "broadcast_chosen_users"
 REFRESH_SECONDS = 5  # a running broadcast's page reloads itself this often
 
 
@@ -84,7 +86,17 @@ class BroadcastAdmin(admin.ModelAdmin):
     )
 
     def get_fields(self, request, obj=None):
-        return self.form.Meta.fields if obj is None else self.readonly
+        if obj is not None:
+            return self.readonly
+        if self._chosen(request) is not None:  # the audience is the users chosen
+            return ("text", "button_text", "button_url")
+        return self.form.Meta.fields
+
+    def _chosen(self, request: HttpRequest) -> list[int] | None:
+        """The users chosen in the users list, when this add page was opened for them."""
+        if request.GET.get("chosen") != "1":
+            return None
+        return request.session.get(CHOSEN_USERS)
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly
@@ -96,13 +108,17 @@ class BroadcastAdmin(admin.ModelAdmin):
         """Only a new one is saved here (a DRAFT, by the service); one made is not edited."""
         if change:
             return
+        chosen = self._chosen(request)
         created = services.broadcast_create(
             text=obj.text,
             button_text=obj.button_text,
             button_url=obj.button_url,
             only_positive_balance=obj.only_positive_balance,
             admin=request.user,
+            user_ids=chosen,
         )
+        if chosen is not None:
+            request.session.pop(CHOSEN_USERS, None)
         obj.pk, obj.status, obj.created_at = created.pk, created.status, created.created_at
 
     # --- the list and the page -------------------------------------------------------------
@@ -163,6 +179,8 @@ class BroadcastAdmin(admin.ModelAdmin):
         )
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        chosen = self._chosen(request) if add else None
+        context["chosen_count"] = None if chosen is None else number(len(chosen))
         if obj is not None:  # made: nothing on it is edited, it is only moved
             context.update(
                 show_save=False, show_save_and_continue=False, show_save_and_add_another=False

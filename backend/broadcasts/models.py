@@ -26,6 +26,9 @@ class Broadcast(models.Model):
     button_text = models.CharField(_("button text"), max_length=64, blank=True)
     button_url = models.URLField(_("button URL"), max_length=2048, blank=True)
     only_positive_balance = models.BooleanField(_("only users with money"), default=False)
+    # Made for users chosen in the users list («Разослать выбранным»): its deliveries
+    # are written with it, and queuing it adds nobody.
+    chosen = models.BooleanField(_("chosen users"), default=False)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT
     )

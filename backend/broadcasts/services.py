@@ -9,8 +9,11 @@ UNKNOWN, never sent again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -18,6 +21,7 @@ from backend.broadcasts import selectors
 from backend.broadcasts.models import Broadcast, Delivery
 from backend.broadcasts.telegram_html import TelegramHtmlError, telegram_html_text
 from backend.common.db import db_async
+from backend.users.models import TelegramUser
 
 BUTTON_TEXT_MAX = 64
 QUEUE_BATCH = 2000  # delivery rows written at once when a broadcast is queued
@@ -53,33 +57,56 @@ def broadcast_create(
     button_url: str = "",
     only_positive_balance: bool = False,
     admin: AbstractBaseUser | None = None,
+    user_ids: Iterable[int] | None = None,
 ) -> Broadcast:
-    """A DRAFT, refused (BroadcastError) if Telegram would refuse its text or button."""
+    """A DRAFT, refused (BroadcastError) if Telegram would refuse its text or button.
+
+    `user_ids` (TelegramUser pks, the users list's choice): the broadcast goes to those
+    of them who are not blocked and have not blocked the bot, and to nobody else; their
+    deliveries are written now, in the same transaction."""
     button_text, button_url = button_text.strip(), button_url.strip()
     broadcast_check(text=text, button_text=button_text, button_url=button_url)
-    return Broadcast.objects.create(
-        text=text,
-        button_text=button_text,
-        button_url=button_url,
-        only_positive_balance=only_positive_balance,
-        created_by=admin,
-    )
+    with transaction.atomic():
+        broadcast = Broadcast.objects.create(
+            text=text,
+            button_text=button_text,
+            button_url=button_url,
+            only_positive_balance=only_positive_balance and user_ids is None,
+            chosen=user_ids is not None,
+            created_by=admin,
+        )
+        if user_ids is not None:
+            chosen = selectors.broadcast_audience().filter(pk__in=set(user_ids))
+            broadcast.total = _write_deliveries(broadcast, chosen)
+            broadcast.save(update_fields=["total"])
+    return broadcast
 
 
-@transaction.atomic
-def broadcast_queue(*, broadcast_id: int) -> Broadcast:
-    """DRAFT → QUEUED, with a PENDING delivery for every user of its audience now."""
-    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
-    if broadcast.status != Status.DRAFT:
-        raise BroadcastError(_("Only a draft can be queued."))
-    audience = selectors.broadcast_audience(only_positive_balance=broadcast.only_positive_balance)
-    user_ids = list(audience.order_by("pk").values_list("pk", flat=True))
+def _write_deliveries(broadcast: Broadcast, users: QuerySet[TelegramUser]) -> int:
+    """A PENDING delivery for each of `users`; returns how many."""
+    user_ids = list(users.order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(user_ids), QUEUE_BATCH):
         Delivery.objects.bulk_create(
             Delivery(broadcast=broadcast, user_id=user_id)
             for user_id in user_ids[start : start + QUEUE_BATCH]
         )
-    broadcast.total, broadcast.status = len(user_ids), Status.QUEUED
+    return len(user_ids)
+
+
+@transaction.atomic
+def broadcast_queue(*, broadcast_id: int) -> Broadcast:
+    """DRAFT → QUEUED, with a PENDING delivery for every user of its audience now (one
+    made for chosen users has its deliveries already; those blocked since get nothing
+    when their turn comes)."""
+    broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+    if broadcast.status != Status.DRAFT:
+        raise BroadcastError(_("Only a draft can be queued."))
+    if not broadcast.chosen:
+        audience = selectors.broadcast_audience(
+            only_positive_balance=broadcast.only_positive_balance
+        )
+        broadcast.total = _write_deliveries(broadcast, audience)
+    broadcast.status = Status.QUEUED
     broadcast.save(update_fields=["total", "status"])
     return broadcast
 

@@ -141,7 +141,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
     ordering = ("-pk",)
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) of the whole table on every page
-    actions = ("block_users", "unblock_users")
+    actions = ("block_users", "unblock_users", "broadcast_to_users")
     fields = (
         "telegram_id",
         "username",
@@ -217,6 +217,18 @@ class TelegramUserAdmin(admin.ModelAdmin):
             service(telegram_id=obj.telegram_id, admin=request.user)
 
     # --- actions -----------------------------------------------------------------
+    def has_broadcast_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("broadcasts.add_broadcast")
+
+    @admin.action(description=_("Broadcast to selected users"), permissions=["broadcast"])
+    def broadcast_to_users(self, request: HttpRequest, queryset) -> HttpResponse:
+        """The chosen users (all the list's, with «select all») are kept in the session
+        for the broadcast's form, which the admin is sent to."""
+        from backend.broadcasts.admin import CHOSEN_USERS
+
+        request.session[CHOSEN_USERS] = list(queryset.values_list("pk", flat=True))
+        return redirect(reverse("admin:broadcasts_broadcast_add") + "?chosen=1")
+
     @admin.action(description=_("Block selected users"), permissions=["change"])
     def block_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_blocked(request, queryset, True)
