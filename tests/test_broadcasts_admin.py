@@ -13,6 +13,7 @@ from django.test import Client
 from backend.broadcasts import services
 from backend.broadcasts.models import Broadcast, Delivery
 from backend.users.models import TelegramUser
+from tests.test_admin import staff_client  # noqa: F401 (the fixture)
 
 URL = "/admin/broadcasts/broadcast/"
 
@@ -187,18 +188,7 @@ def test_broadcast_to_the_users_chosen_in_the_list(boss, users):
     assert "Выбранным в списке" not in page(boss, f"{URL}add/?chosen=1")
 
 
-def test_the_list_offers_it_only_to_those_who_may_write_broadcasts(staff_can_see_users, users):
-    listed = page(staff_can_see_users, "/admin/users/telegramuser/")
+def test_the_list_offers_it_only_to_those_who_may_write_broadcasts(staff_client, users):
+    listed = page(staff_client, "/admin/users/telegramuser/")
     assert "Заблокировать выбранных пользователей" in listed
     assert "Разослать выбранным" not in listed
-
-
-@pytest.fixture
-def staff_can_see_users(db) -> Client:
-    staff = User.objects.create_user("clerk", password="pw", is_staff=True)
-    staff.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_telegramuser", "change_telegramuser"])
-    )
-    client = Client()
-    client.force_login(staff)
-    return client
