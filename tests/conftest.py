@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connections
+from django.test import Client
 from loguru import logger
 
 from backend import log_setup
@@ -202,3 +203,15 @@ async def boss_client(transactional_db, async_client, settings, tg, qiwi):
     await sync_to_async(async_client.force_login)(boss)
     yield async_client
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def staff_client(db) -> Client:
+    """Staff who may see and change users, but not export or read logs."""
+    staff = User.objects.create_user("clerk", password="pw", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_telegramuser", "change_telegramuser"])
+    )
+    client = Client()
+    client.force_login(staff)
+    return client

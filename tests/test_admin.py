@@ -65,18 +65,6 @@ def admin_client(db) -> Client:
     return client
 
 
-@pytest.fixture
-def staff_client(db) -> Client:
-    """Staff who may see and change users, but not export or read logs."""
-    staff = User.objects.create_user("clerk", password="pw", is_staff=True)
-    staff.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_telegramuser", "change_telegramuser"])
-    )
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 def listed_ids(response) -> list[int]:
     return [obj.telegram_id for obj in response.context["cl"].result_list]
 

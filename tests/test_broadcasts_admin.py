@@ -13,7 +13,6 @@ from django.test import Client
 from backend.broadcasts import services
 from backend.broadcasts.models import Broadcast, Delivery
 from backend.users.models import TelegramUser
-from tests.test_admin import staff_client  # noqa: F401 (the fixture)
 
 URL = "/admin/broadcasts/broadcast/"
 
