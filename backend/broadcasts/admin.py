@@ -78,6 +78,7 @@ class BroadcastAdmin(admin.ModelAdmin):
         "preview",
         "button",
         "only_positive_balance",
+        "chosen",
         "progress",
         "created_by",
         "created_at",
