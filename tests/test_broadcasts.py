@@ -7,6 +7,7 @@ import asyncio
 import io
 import signal
 import sqlite3
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -17,7 +18,16 @@ from backend.broadcasts import services
 from backend.broadcasts.models import Broadcast, Delivery
 from backend.broadcasts.telegram_html import TelegramHtmlError, telegram_html_text
 from backend.users.models import TelegramUser
-from tests.helpers import block, db_user, eventually, manage, process_env, start_runbot
+from tests.helpers import (
+    ask_to_pay,
+    block,
+    db_user,
+    eventually,
+    manage,
+    press_confirm,
+    process_env,
+    start_runbot,
+)
 
 
 @pytest.mark.parametrize(
@@ -272,3 +282,37 @@ async def test_a_broadcast_resumes_after_a_kill_and_sends_nobody_a_second_copy(t
             if bot.returncode is None:
                 bot.send_signal(signal.SIGTERM)
                 await bot.wait()
+
+
+async def test_a_broadcast_gives_way_to_the_dialog(make_bot, tg, qiwi, transactional_db):
+    """While an update is in hand (here a top-up whose bill QIWI takes 2 s to refuse),
+    each broadcast message waits for it, up to half a second: the rate drops from 20 a
+    second to 2 and comes back after."""
+    users = tuple(range(6501, 6561))
+    await make_users(*users)
+    await make_bot(notice_interval=0.1, broadcast_rate=20.0)
+    payer = tg.user(6599)
+    confirmation = await ask_to_pay(tg, payer, "100")
+    broadcast = await sync_to_async(services.broadcast_create)(text="новости")
+    await sync_to_async(services.broadcast_queue)(broadcast_id=broadcast.pk)
+
+    async def going():
+        return len(sends(tg, users)) >= 5
+
+    await eventually(going)
+    qiwi.fail_next("PUT", status=500, delay=2.0)
+    pressed = time.monotonic()
+    press_confirm(tg, payer, confirmation)
+    await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 6599, timeout=10)
+
+    def sent_between(start: float, end: float) -> int:
+        return len([c for c in sends(tg, users) if start <= c.at < end])
+
+    assert sent_between(pressed + 0.3, pressed + 1.8) <= 4  # 30 at 20 a second
+
+    async def done():
+        return await broadcast_status(broadcast.pk) == "done"
+
+    await eventually(done, timeout=10)
+    last = max(c.at for c in sends(tg, users))
+    assert sent_between(last - 1.0, last + 0.01) >= 15  # full speed again

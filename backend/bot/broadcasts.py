@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.exceptions import AiogramError
@@ -25,22 +26,29 @@ from backend.common.outbox import mark_interrupted
 from backend.log_setup import redact
 
 BATCH = 100
+GIVE_WAY = 0.5  # seconds a message waits at most for the dialog's updates in hand
+BUSY_LOOK = 0.01  # seconds between looks at them
 Status = Delivery.Status
 
 
 class Pacer:
-    """Lets one message go every 1/`rate` seconds, never sooner."""
+    """Lets one message go every 1/`rate` seconds, never sooner, and not while `busy()`
+    (the dialog's updates in hand: the users waiting for a reply go first), unless that
+    has lasted `GIVE_WAY` seconds: a busy bot slows a broadcast down, never stops it."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, busy: Callable[[], bool] = lambda: False) -> None:
         self._gap = 1.0 / rate
         self._next = 0.0
+        self._busy = busy
 
     async def wait(self) -> None:
         now = time.monotonic()
         if self._next > now:
             await asyncio.sleep(self._next - now)
-            now = time.monotonic()
-        self._next = max(now, self._next) + self._gap
+        given_way = time.monotonic() + GIVE_WAY
+        while self._busy() and time.monotonic() < given_way:
+            await asyncio.sleep(BUSY_LOOK)
+        self._next = max(time.monotonic(), self._next) + self._gap
 
 
 def _not_to_send(delivery: Delivery) -> Status | None:
@@ -102,10 +110,13 @@ async def send_broadcast(*, bot: Bot, broadcast: Broadcast, pacer: Pacer) -> Non
                 )
 
 
-async def run_broadcast_sender(*, bot: Bot, rate: float, interval: float) -> None:
+async def run_broadcast_sender(
+    *, bot: Bot, rate: float, interval: float, busy: Callable[[], bool] = lambda: False
+) -> None:
     """Look for a broadcast to send every `interval` seconds and send it, forever. A
-    failed round (the database down) is logged and tried again."""
-    pacer = Pacer(rate)
+    failed round (the database down) is logged and tried again. While `busy()` (updates
+    in hand) each message waits for them, up to `GIVE_WAY` seconds."""
+    pacer = Pacer(rate, busy=busy)
     await mark_interrupted(services.adeliveries_interrupted, what="broadcasts", interval=interval)
     while True:
         try:

@@ -39,6 +39,11 @@ class UpdateRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task] = set()
 
+    @property
+    def busy(self) -> bool:
+        """Updates are in hand (the broadcasts give way to them)."""
+        return bool(self._tasks)
+
     async def spawn(self, work: Awaitable[Any]) -> asyncio.Task:
         """Run `work` in a task once a slot is free."""
         await self._slots.acquire()

@@ -142,9 +142,12 @@ def bill_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyn
     return jobs
 
 
-def lock_holder_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> list[asyncio.Task]:
+def lock_holder_jobs(
+    *, providers: Providers, bot: Bot, config: BotConfig, runner: UpdateRunner
+) -> list[asyncio.Task]:
     """What the one process holding the instance lock runs besides its intake: the bill
-    jobs, the notices to users, the broadcasts, and setting the bot's menu once."""
+    jobs, the notices to users, the broadcasts (giving way to the updates `runner` has
+    in hand), and setting the bot's menu once."""
     return [
         *bill_jobs(providers=providers, bot=bot, config=config),
         asyncio.create_task(
@@ -152,7 +155,10 @@ def lock_holder_jobs(*, providers: Providers, bot: Bot, config: BotConfig) -> li
         ),
         asyncio.create_task(
             run_broadcast_sender(
-                bot=bot, rate=config.broadcast_rate, interval=config.notice_interval
+                bot=bot,
+                rate=config.broadcast_rate,
+                interval=config.notice_interval,
+                busy=lambda: runner.busy,
             ),
             name="broadcasts",
         ),
@@ -235,7 +241,6 @@ async def _run_polling(
         started, _ = await until_stopped(stop, _start_polling(lock, bot, config))
         if not started:
             return
-        jobs = lock_holder_jobs(providers=providers, bot=bot, config=config)
         intake = PollingIntake(
             bot=bot,
             dp=dp,
@@ -244,6 +249,7 @@ async def _run_polling(
             stopping=stop,
             dispatcher=dp,
         )
+        jobs = lock_holder_jobs(providers=providers, bot=bot, config=config, runner=intake.runner)
         guard = asyncio.create_task(_stop_when_lost(lock, config.lock_retry, stop))
         try:
             logger.info("polling Telegram for updates")
@@ -300,7 +306,9 @@ async def _run_webhook(
     )
     server = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE)
     await server.setup()
-    jobs = asyncio.create_task(_bill_jobs_when_locked(bot=bot, providers=providers, config=config))
+    jobs = asyncio.create_task(
+        _bill_jobs_when_locked(bot=bot, providers=providers, config=config, runner=runner)
+    )
     try:
         site = web.TCPSite(server, webhook.host, webhook.port, reuse_port=webhook.workers > 1)
         await site.start()
@@ -318,13 +326,15 @@ async def _run_webhook(
         await cancel([jobs])
 
 
-async def _bill_jobs_when_locked(*, bot: Bot, providers: Providers, config: BotConfig) -> None:
+async def _bill_jobs_when_locked(
+    *, bot: Bot, providers: Providers, config: BotConfig, runner: UpdateRunner
+) -> None:
     """The lock holder's jobs in one process of all that serve the webhook."""
     lock = instance_lock(bot.id)
     try:
         while True:
             await take_instance_lock(lock, config.lock_retry)
-            jobs = lock_holder_jobs(providers=providers, bot=bot, config=config)
+            jobs = lock_holder_jobs(providers=providers, bot=bot, config=config, runner=runner)
             try:
                 await keep_instance_lock(lock, config.lock_retry)
             finally:
