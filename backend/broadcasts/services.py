@@ -176,30 +176,39 @@ def deliveries_interrupted() -> int:
     )
 
 
-def delivery_claim(*, broadcast_id: int, delivery_id: int) -> bool:
-    """PENDING → SENDING, before the message goes out, only while its broadcast runs;
-    False if it was not PENDING or the broadcast was paused or cancelled meanwhile.
-
-    One conditional UPDATE of the delivery alone (the broadcast's status in a subquery
-    of the other table): a join would make Django select the row first on MySQL and
-    update it unconditionally."""
-    running = Broadcast.objects.filter(pk=broadcast_id, status=Status.RUNNING).values("pk")
+@transaction.atomic
+def deliveries_claim(*, broadcast_id: int, delivery_ids: list[int]) -> set[int]:
+    """PENDING → SENDING, just before their messages go out, only while the broadcast
+    runs; returns the ids claimed (none when it was paused or cancelled meanwhile). The
+    broadcast's row is locked for it, so a pause waits for the claim or comes before."""
+    running = Broadcast.objects.select_for_update().filter(pk=broadcast_id, status=Status.RUNNING)
+    if not list(running.values_list("pk", flat=True)):
+        return set()
     rows = Delivery.objects.filter(
-        pk=delivery_id, status=Delivery.Status.PENDING, broadcast_id__in=running
+        pk__in=delivery_ids, broadcast_id=broadcast_id, status=Delivery.Status.PENDING
     )
-    return rows.update(status=Delivery.Status.SENDING) == 1
+    claimed = set(rows.values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=claimed).update(status=Delivery.Status.SENDING)
+    return claimed
 
 
-def delivery_finish(*, delivery_id: int, status: Delivery.Status, error: str = "") -> None:
-    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
-        status=status,
-        error=error[:2000],
-        sent_at=timezone.now() if status == Delivery.Status.SENT else None,
-    )
+def deliveries_finish(*, outcomes: list[tuple[int, Delivery.Status, str]]) -> None:
+    """What became of deliveries being sent: (id, status, error) each; the many that
+    were sent in one statement."""
+    sent = [pk for pk, status, _error in outcomes if status == Delivery.Status.SENT]
+    sending = Delivery.objects.filter(status=Delivery.Status.SENDING)
+    with transaction.atomic():
+        if sent:
+            sending.filter(pk__in=sent).update(
+                status=Delivery.Status.SENT, error="", sent_at=timezone.now()
+            )
+        for pk, status, error in outcomes:
+            if status != Delivery.Status.SENT:
+                sending.filter(pk=pk).update(status=status, error=error[:2000], sent_at=None)
 
 
 abroadcast_next = db_async(broadcast_next)
 abroadcast_finish = db_async(broadcast_finish)
 adeliveries_interrupted = db_async(deliveries_interrupted)
-adelivery_claim = db_async(delivery_claim)
-adelivery_finish = db_async(delivery_finish)
+adeliveries_claim = db_async(deliveries_claim)
+adeliveries_finish = db_async(deliveries_finish)
