@@ -158,7 +158,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         beside = await broadcast_run(fake, name, proc.pid, traffic=True)
     finally:
         proc.terminate()
-        proc.wait(20)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            seed.log("the bot did not stop in 60 s: killed")
+            proc.kill()
+            proc.wait()
         await fake.stop()
         if args.drop:
             seed.drop_database(name)

@@ -175,7 +175,7 @@ def scalar(name: str | None, sql: str, params=None, *, engine: str = "postgres")
 
 USERS_INSERT = """INSERT INTO users_telegramuser
     (telegram_id, username, first_name, last_name, language_code, balance, is_blocked,
-     created_at, last_seen_at, bot_blocked_at)
+     created_at, last_seen_at, bot_blocked_at, receipt_contact)
 """
 
 # One INSERT ... SELECT generate_series: a million rows in well under a minute.
@@ -201,7 +201,8 @@ USERS_SQL = """{insert}SELECT
     i % 500 = 0,
     now() - interval '730 days' + i * (interval '730 days' / {n}),
     now() - (i % 1000) * interval '1 hour',
-    NULL
+    NULL,
+    ''
 FROM generate_series(1, {n}) AS i
 """
 
@@ -228,7 +229,8 @@ USERS_SQL_MYSQL = """{insert}SELECT
     i % 500 = 0,
     @now - INTERVAL 730 DAY + INTERVAL (i * {step}) MICROSECOND,
     @now - INTERVAL (i % 1000) HOUR,
-    NULL
+    NULL,
+    ''
 FROM (SELECT seq AS i FROM seq_1_to_{n}) AS s
 """
 
