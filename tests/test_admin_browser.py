@@ -717,3 +717,47 @@ def test_the_block_button_looks_like_its_neighbours(
         for key in ("top", "height", "background", "color", "font", "transform", "spacing"):
             assert block[key] == neighbour[key], (key, block, neighbour)
         assert block["radius"] == neighbour["radius"] and block["padding"] == neighbour["padding"]
+
+
+# --- «Рассылки» ---------------------------------------------------------------------------
+
+
+def write_broadcast(page: Page, text: str, shot: Path) -> dict[str, Any]:
+    """«Добавить рассылку»: a refused text first, then a good one; its page, started."""
+    page.set_viewport_size(LAPTOP)
+    page.goto("/admin/broadcasts/broadcast/add/")
+    page.locator("#id_text").fill("<div>нельзя</div>")
+    page.get_by_role("button", name="Сохранить", exact=True).click()
+    refused = page.locator("ul.errorlist").first.inner_text()
+    page.locator("#id_text").fill(text)
+    page.locator("#id_button_text").fill("Подробнее")
+    page.locator("#id_button_url").fill("https://shop.example/promo")
+    page.get_by_role("button", name="Сохранить и продолжить редактирование").click()
+    expect(page).to_have_url(re.compile(r"/broadcast/\d+/change/$"))
+    preview = page.locator(".tg-preview")
+    expect(preview).to_be_visible()
+    bold = preview.locator("b").inner_text()
+    page.get_by_role("button", name="Начать рассылку").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("в очереди")
+    expect(page.get_by_role("button", name="Приостановить")).to_be_visible()
+    page.screenshot(path=shot, full_page=True)
+    return {
+        "refused": refused,
+        "bold": bold,
+        "width": page.evaluate("document.documentElement.scrollWidth"),
+    }
+
+
+def test_a_broadcast_is_written_and_started_in_the_browser(
+    browser: BrowserThread, people, tmp_path
+) -> None:
+    shot = tmp_path / "broadcast-1366.png"
+    seen = browser.run(write_broadcast, "<b>Акция</b> до пятницы &lt;3", shot)
+    assert "Telegram не примет текст" in seen["refused"]
+    assert seen["bold"] == "Акция"
+    assert seen["width"] <= LAPTOP["width"]
+    assert shot.stat().st_size > 10_000
+    from backend.broadcasts.models import Broadcast
+
+    broadcast = Broadcast.objects.get()
+    assert broadcast.status == "queued" and broadcast.button_url == "https://shop.example/promo"
