@@ -37,6 +37,7 @@ from django.contrib.auth.models import User
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
+from backend.broadcasts.models import Broadcast
 from backend.broadcasts.services import broadcast_create, broadcast_queue
 from backend.payments.models import Bill, LedgerEntry
 from backend.payments.services import balance_adjust, bill_create, bill_mark_created
@@ -757,7 +758,5 @@ def test_a_broadcast_is_written_and_started_in_the_browser(
     assert seen["bold"] == "Акция"
     assert seen["width"] <= LAPTOP["width"]
     assert shot.stat().st_size > 10_000
-    from backend.broadcasts.models import Broadcast
-
     broadcast = Broadcast.objects.get()
     assert broadcast.status == "queued" and broadcast.button_url == "https://shop.example/promo"
