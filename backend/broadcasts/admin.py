@@ -140,9 +140,12 @@ class BroadcastAdmin(admin.ModelAdmin):
     def recipients(self, broadcast: Broadcast) -> str:
         return number(broadcast.total)
 
+    def get_queryset(self, request: HttpRequest):
+        return selectors.broadcasts_with_pending(queryset=super().get_queryset(request))
+
     @admin.display(description=_("handled"))
     def handled(self, broadcast: Broadcast) -> str:
-        return number(selectors.broadcast_progress(broadcast_id=broadcast.pk).handled)
+        return number(broadcast.total - broadcast.pending)
 
     @admin.display(description=_("preview"))
     def preview(self, broadcast: Broadcast) -> str:

@@ -4,7 +4,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from backend.broadcasts.models import Broadcast, Delivery
@@ -16,6 +16,14 @@ def broadcast_audience(*, only_positive_balance: bool = False) -> QuerySet[Teleg
     """Who a broadcast goes to: users not blocked here who have not blocked the bot."""
     users = TelegramUser.objects.filter(is_blocked=False, bot_blocked_at__isnull=True)
     return users.filter(balance__gt=0) if only_positive_balance else users
+
+
+def broadcasts_with_pending(*, queryset: QuerySet[Broadcast]) -> QuerySet[Broadcast]:
+    """Each broadcast with `pending`: its deliveries not yet handled (one query for a
+    list, not one a row)."""
+    return queryset.annotate(
+        pending=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.PENDING))
+    )
 
 
 def broadcast_get(*, broadcast_id: int) -> Broadcast:
