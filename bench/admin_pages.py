@@ -7,7 +7,11 @@ under CaptureQueriesContext, and every SELECT it ran is re-run with EXPLAIN ANAL
 
 The bills (as many as the users) are spread evenly over the last 60 days, over the three
 providers, six in ten paid (each with its ledger row, at its `credited_at`), the rest
-expired, rejected, failed or waiting: the dashboard reads 30 of the 60 days.
+expired, rejected or failed, and the last hour's unpaid ones still waiting: the
+dashboard reads 30 of the 60 days. Before the pages are timed, the past days are closed
+by `manage.py dashboard_close_days`, as the running bot would have closed them
+(backend/payments/dashboard_days.py): the dashboard reads those days' rows, and today
+(and a day whose bills may still move) live.
 
     python -m bench.admin_pages [--quick] [--runs 5] [--fresh] [--drop]
 """
@@ -55,7 +59,8 @@ FROM (
                 WHEN i % 10 < 8 THEN 'EXPIRED'
                 WHEN i % 10 = 8 THEN 'REJECTED'
                 WHEN i % 20 = 9 THEN 'FAILED'
-                ELSE 'WAITING' END AS status,
+                WHEN i > {n} - {n} / 1440 THEN 'WAITING'  -- the last hour's: still open
+                ELSE 'EXPIRED' END AS status,
            (SELECT min(id) FROM users_telegramuser) AS first_user
     FROM generate_series(1, {n}) AS i
 ) AS s
@@ -88,6 +93,17 @@ def ensure_bills(name: str, n: int, users: int) -> float:
     took = time.perf_counter() - started
     seed.log(f"{name}: bills seeded in {took:.1f} s")
     return took
+
+
+def close_days(name: str) -> dict:
+    """The past days closed through the service, as the bot's job does; what it took."""
+    started = time.perf_counter()
+    done = seed.manage(name, "dashboard_close_days")
+    took = time.perf_counter() - started
+    for line in done.stdout.splitlines():
+        seed.log(f"{name}: {line}")
+    seed.log(f"{name}: dashboard_close_days took {took:.1f} s (Django's start included)")
+    return {"seconds": took, "output": done.stdout}
 
 
 def pages(name: str, users: int) -> list[tuple[str, str]]:
@@ -202,6 +218,7 @@ def main() -> None:
 
     name, users, seeded = seed.prepare_users_db(quick=args.quick, fresh=args.fresh)
     seeded += ensure_bills(name, users, users)
+    closed = close_days(name)
     targets = pages(name, users)
     machine = seed.machine()
 
@@ -246,6 +263,7 @@ def main() -> None:
             "bills": users,
             "database": name,
             "seed_seconds": seeded,
+            "close_days": closed,
             "machine": machine,
             "runs_per_page": args.runs,
             "http": http,

@@ -273,9 +273,9 @@ def test_the_index_shows_the_dashboard_above_the_app_list(planted):
     assert ("bar users-new", f"{day_label(today)}: 1 новый пользователь") in user_bars
     assert (
         "bar users-active",
-        f"{day_label(today)}: последний раз писали 2 пользователя",
+        f"{day_label(today)}: 2 активных пользователя",
     ) in user_bars
-    assert "последний контакт" in page  # the note on what «active» can mean
+    assert "через несколько минут после полуночи" in page  # the note on what «active» is
 
 
 def test_the_legend_counts_each_provider(planted):
@@ -328,7 +328,7 @@ def test_the_figures_are_kept_a_while(planted, settings):
     with CaptureQueriesContext(connection) as second:
         page = client.get(INDEX).content.decode()
     tables = ("payments_bill", "users_telegramuser")
-    assert sum(any(t in q["sql"] for t in tables) for q in first.captured_queries) == 6
+    assert sum(any(t in q["sql"] for t in tables) for q in first.captured_queries) == 5
     assert not any(t in q["sql"] for q in second.captured_queries for t in tables)
     assert money_format(planted["revenue_today"]) in page  # as it was computed
     cache.clear()

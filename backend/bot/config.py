@@ -29,6 +29,8 @@ class BotConfig:
     # seconds between reads of getStarTransactions (backend.payments.reconcile)
     star_reconcile_interval: float = 300.0
     notice_interval: float = 2.0  # seconds between looks for notices to send
+    # seconds between closings of the dashboard's past days (backend/payments/dashboard_days.py)
+    dashboard_close_interval: float = 300.0
     broadcast_rate: float = 25.0  # broadcast messages a second at most (BROADCAST_RATE)
 
     @classmethod

@@ -33,6 +33,7 @@ from backend.bot.polling import PollingIntake, install_stop_signals, remove_stop
 from backend.bot.shared_state import SharedState
 from backend.bot.webhook import build_app, set_webhook
 from backend.common.db import db_async
+from backend.payments.dashboard_days import run_dashboard_closer
 from backend.payments.poller import run_expiry, run_poller
 from backend.payments.providers.base import PaymentProvider, PolledProvider
 from backend.payments.reconcile import run_star_reconciler
@@ -147,7 +148,7 @@ def lock_holder_jobs(
 ) -> list[asyncio.Task]:
     """What the one process holding the instance lock runs besides its intake: the bill
     jobs, the notices to users, the broadcasts (giving way to the updates `runner` has
-    in hand), and setting the bot's menu once."""
+    in hand), closing the dashboard's past days, and setting the bot's menu once."""
     return [
         *bill_jobs(providers=providers, bot=bot, config=config),
         asyncio.create_task(
@@ -161,6 +162,12 @@ def lock_holder_jobs(
                 busy=lambda: runner.busy,
             ),
             name="broadcasts",
+        ),
+        asyncio.create_task(
+            run_dashboard_closer(
+                interval=config.dashboard_close_interval, late_grace=config.late_payment_grace
+            ),
+            name="dashboard",
         ),
         asyncio.create_task(
             publish_commands(

@@ -136,8 +136,7 @@ def users_chart(summary: Summary) -> Chart:
     ]
     active_tips = [
         f"{_day(day)}: "
-        + ngettext("%(count)s user last seen", "%(count)s users last seen", n)
-        % {"count": number(n)}
+        + ngettext("%(count)s active user", "%(count)s active users", n) % {"count": number(n)}
         for day, n in zip(days, active, strict=True)
     ]
     series = [
@@ -156,8 +155,9 @@ def users_chart(summary: Summary) -> Chart:
         Legend(_("active"), "users-active", number(sum(active))),
     ]
     note = _(
-        "Active: users whose last contact with the bot was that day. The bot keeps only "
-        "the latest contact, so a user who wrote on several days counts on the last one."
+        "Active: users who wrote to the bot that day, counted a few minutes after its "
+        "midnight. The bot keeps only a user's latest contact, so a day not counted yet "
+        "shows only those who have not written since."
     )
     return Chart(_("Users per day"), mark_safe(svg), legend, note)
 

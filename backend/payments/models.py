@@ -217,3 +217,66 @@ class UserNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry} → {self.get_status_display()}"
+
+
+class ClosedDay(models.Model):
+    """A past local day of the admin's dashboard (backend/payments/dashboard.py) in the
+    zone `time_zone` (settings.TIME_ZONE when written), written once by
+    `dashboard_days_close` (backend/payments/dashboard_days.py) and never changed."""
+
+    time_zone = models.CharField(_("time zone"), max_length=64)
+    day = models.DateField(_("day"))
+    closed_at = models.DateTimeField(_("closed"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        constraints = [models.UniqueConstraint(fields=["time_zone", "day"], name="%(class)s_once")]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.time_zone})"
+
+
+class DashboardDay(ClosedDay):
+    """A closed day's new and active users and, in `topups`, its credited top-ups per
+    provider: closed shortly after the day's end, when none of it can move any more
+    (see backend/payments/dashboard_days.py for «active»)."""
+
+    new_users = models.PositiveIntegerField(_("new users"))
+    active_users = models.PositiveIntegerField(_("active users"))
+
+    class Meta(ClosedDay.Meta):
+        verbose_name = _("dashboard day")
+        verbose_name_plural = _("dashboard days")
+
+
+class DashboardDayTopups(models.Model):
+    """One provider's credited top-ups on a closed dashboard day: their sum and count."""
+
+    day = models.ForeignKey(
+        DashboardDay, on_delete=models.CASCADE, related_name="topups", verbose_name=_("day")
+    )
+    provider = models.CharField(_("provider"), max_length=16)
+    amount = MoneyField(_("amount"), max_digits=16)
+    count = models.PositiveIntegerField(_("top-ups count"))
+
+    class Meta:
+        verbose_name = _("dashboard day's top-ups")
+        verbose_name_plural = _("dashboard days' top-ups")
+        constraints = [
+            models.UniqueConstraint(fields=["day", "provider"], name="dashboard_topups_once")
+        ]
+
+
+class DashboardBillDay(ClosedDay):
+    """The bills made on a closed day, by outcome (the dashboard's OUTCOMES buckets but
+    «open»: there are none left), closed once none of them can change its bucket any
+    more (see backend/payments/dashboard_days.py)."""
+
+    paid = models.PositiveIntegerField(_("bills paid"))
+    expired = models.PositiveIntegerField(_("bills expired"))
+    rejected = models.PositiveIntegerField(_("bills rejected"))
+    failed = models.PositiveIntegerField(_("bills not created"))
+
+    class Meta(ClosedDay.Meta):
+        verbose_name = _("dashboard day's bills")
+        verbose_name_plural = _("dashboard days' bills")

@@ -46,12 +46,15 @@ class TelegramUser(models.Model):
         indexes = [
             models.Index(fields=["created_at"], name="telegram_user_created"),
             models.Index(fields=["last_seen_at"], name="telegram_user_last_seen"),
-            # The admin's filters «blocked» and «balance above zero» at a million users.
+            # The admin's filters «blocked» and «balance above zero» at a million users;
+            # with the balance, the dashboard's sum of balances reads the index alone.
             models.Index(
                 fields=["id"], condition=models.Q(is_blocked=True), name="telegram_user_blocked"
             ),
             models.Index(
-                fields=["id"], condition=models.Q(balance__gt=0), name="telegram_user_with_balance"
+                fields=["id", "balance"],
+                condition=models.Q(balance__gt=0),
+                name="telegram_user_with_balance",
             ),
         ]
         constraints = [
