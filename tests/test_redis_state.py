@@ -98,3 +98,41 @@ async def test_a_users_update_waits_while_another_process_holds_the_users_lock(
         await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 9505)
     hello = await tg.wait_call("sendMessage", lambda p: p["chat_id"] == 9504)
     assert button(hello, texts.TOP_UP_BUTTON)
+
+
+async def test_a_lock_taken_over_after_its_timeout_is_not_given_back_by_the_first_holder(
+    make_bot, prefix
+):
+    """The lock is given back only by its holder: if it timed out and another update
+    took it, the first one's exit leaves it alone."""
+    bot = await make_bot(redis_url=REDIS_URL, redis_prefix=prefix, polling=False)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        key = StorageKey(bot_id=1, chat_id=9506, user_id=9506)
+        lock_key = f"{prefix}:fsm:9506:9506:lock"
+        async with bot.shared.isolation.lock(key):
+            assert await redis.exists(lock_key)
+            await redis.set(lock_key, "someone else's")
+        assert await redis.get(lock_key) == b"someone else's"
+        await redis.delete(lock_key)
+        async with bot.shared.isolation.lock(key):
+            pass
+        assert not await redis.exists(lock_key)
+    finally:
+        await redis.aclose()
+
+
+async def test_the_state_read_with_the_lock_is_used_once(make_bot, prefix):
+    """The state read when the lock was taken answers the update's first read only: a
+    read after the state changed sees the change."""
+    bot = await make_bot(redis_url=REDIS_URL, redis_prefix=prefix, polling=False)
+    storage, isolation = bot.shared.storage, bot.shared.isolation
+    key = StorageKey(bot_id=1, chat_id=9507, user_id=9507)
+    await storage.set_state(key, "TopUp:amount")
+    async with isolation.lock(key):
+        assert await storage.get_state(key) == "TopUp:amount"
+        await storage.set_state(key, None)
+        assert await storage.get_state(key) is None
+    await storage.set_state(key, "TopUp:confirm")
+    async with isolation.lock(key):
+        assert await storage.get_state(key) == "TopUp:confirm"
