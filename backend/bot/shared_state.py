@@ -15,7 +15,9 @@ A payment spends a token too, though it is never dropped.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import itertools
+import os
+import secrets
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -78,6 +80,22 @@ return 0
 
 LOCK_MS = 60_000  # aiogram's default: a handler holding a user longer frees them anyway
 LOCK_WAIT = 0.05  # seconds between tries while another update of the user holds the lock
+
+
+# A lock's token names its holder: random per process (no two processes or hosts share
+# it; a forked worker draws its own), counted within it; cheaper than a uuid4 (a system
+# call) an update.
+_token_prefix = ""
+
+
+def _new_token_prefix() -> None:
+    global _token_prefix
+    _token_prefix = secrets.token_hex(8) + ":"
+
+
+_new_token_prefix()
+os.register_at_fork(after_in_child=_new_token_prefix)
+_tokens = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -143,7 +161,7 @@ class RedisUserIsolation(BaseEventIsolation):
         lock_key = self._keys.build(key, "lock")
         state_key = self._keys.build(key, "state")
         keys = [lock_key, state_key, self._flood.key(key.user_id)]
-        token = uuid.uuid4().hex
+        token = f"{_token_prefix}{next(_tokens)}"
         args = [token, LOCK_MS, *self._flood.args]
         while True:
             answer = await self._enter(keys=keys, args=args)
