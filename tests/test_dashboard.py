@@ -36,7 +36,7 @@ INDEX = "/admin/"
 NBSP = "\u00a0"
 SVG = "{http://www.w3.org/2000/svg}"
 APP_LIST = 'id="content-main"'
-TITLES = {"qiwi": "QIWI", "telegram": "Telegram Stars", "yookassa": "YooKassa"}
+TITLES = {"qiwi": "QIWI", "telegram": "Telegram Stars", "yookassa": "ЮKassa"}
 
 
 @pytest.fixture(autouse=True)

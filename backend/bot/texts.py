@@ -8,7 +8,7 @@ from decimal import Decimal
 from aiogram.utils.text_decorations import html_decoration
 
 from backend.payments.providers.base import Quote
-from backend.payments.vocabulary import BillStatus, ProviderName
+from backend.payments.vocabulary import STARS_CURRENCY, BillStatus, ProviderName
 
 quote = html_decoration.quote
 
@@ -190,7 +190,7 @@ def invoice_description(amount: Decimal, price: str, lifetime: timedelta) -> str
 
 def price(quote: Quote) -> str:
     """What a provider asks: «100 ⭐», «1 000 ₽», «12,50 USD»."""
-    if quote.currency == "XTR":
+    if quote.currency == STARS_CURRENCY:
         return stars(quote.total)
     if quote.currency == "RUB":
         return money(quote.amount)
@@ -206,7 +206,7 @@ def pay_button(provider: ProviderName, *, currency: str) -> str:
         return PAY_QIWI_BUTTON
     if provider == ProviderName.YOOKASSA:
         return PAY_YOOKASSA_BUTTON
-    return PAY_STARS_BUTTON if currency == "XTR" else PAY_TELEGRAM_BUTTON
+    return PAY_STARS_BUTTON if currency == STARS_CURRENCY else PAY_TELEGRAM_BUTTON
 
 
 def choose_payment(amount: Decimal, prices: list[str]) -> str:

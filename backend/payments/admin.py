@@ -27,7 +27,7 @@ from backend.payments.reconciliation import (
     statement_for_period,
 )
 from backend.payments.services import BalanceError, BillTransition
-from backend.payments.vocabulary import ProviderName
+from backend.payments.vocabulary import STARS_CURRENCY, ProviderName
 
 
 def search_by_id_or_telegram_id(
@@ -242,7 +242,7 @@ class BillAdmin(ReadOnlyAdmin):
         """What the provider asked of the user, when it is not the amount itself."""
         if bill.invoice_total is None or bill.invoice_currency in ("", bill.currency):
             return ""
-        if bill.invoice_currency == "XTR":
+        if bill.invoice_currency == STARS_CURRENCY:
             return f"{bill.invoice_total} ⭐"
         quote = Quote(bill.invoice_currency, bill.invoice_total)
         return money_format(quote.amount, currency=bill.invoice_currency)

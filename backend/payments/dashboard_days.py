@@ -20,7 +20,7 @@ When a day is closed:
   (NEW, WAITING), none expired or rejected within the late-payment grace (the poller
   still asks about those, and a late PAID is credited: BILL_LATE_PAYMENT_GRACE_SECONDS),
   and no Telegram Stars bill the Stars reconciliation could still credit (an expired or
-  rejected one without a charge, within its RECONCILE_WINDOW). A refund keeps a bill in
+  rejected one without a charge, within STARS_RECONCILE_WINDOW). A refund keeps a bill in
   «paid». Not foreseen: the admin crediting an older expired bill by hand from the
   payment reconciliation; the closed day keeps it in its old bucket (its money counts,
   as any credit does, on the day it was credited).
@@ -56,11 +56,10 @@ from backend.payments.models import (
     DashboardDay,
     DashboardDayTopups,
 )
-from backend.payments.vocabulary import ProviderName
+from backend.payments.vocabulary import STARS_CURRENCY, STARS_RECONCILE_WINDOW, ProviderName
 
 CLOSE_AFTER = timedelta(minutes=1)  # past a day's end before it is closed
 CLOSE_DAYS = DAYS  # the window's past days and a 31-day month's first day before them
-STARS = "XTR"
 
 
 @dataclass
@@ -72,9 +71,6 @@ class Closed:
 
 
 def _bills_settled(day: date, *, now: datetime, late_grace: timedelta) -> bool:
-    # Not at the top: it imports aiogram, which the command does not otherwise need.
-    from backend.payments.reconcile import RECONCILE_WINDOW
-
     zone = timezone.get_default_timezone()
     start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
     bills = Bill.objects.filter(created_at__gte=start, created_at__lt=end)
@@ -85,10 +81,10 @@ def _bills_settled(day: date, *, now: datetime, late_grace: timedelta) -> bool:
     stars = bills.filter(
         status__in=Bill.LATE_PAYABLE,
         provider=ProviderName.TELEGRAM,
-        invoice_currency=STARS,
+        invoice_currency=STARS_CURRENCY,
         charge_id="",
     )
-    return end <= now - RECONCILE_WINDOW or not stars.exists()
+    return end <= now - STARS_RECONCILE_WINDOW or not stars.exists()
 
 
 def _close_day(day: date, *, now: datetime) -> bool:

@@ -23,10 +23,9 @@ from backend.common.charts import Series, Step, bar_chart, funnel_chart
 from backend.common.display import number, rubles
 from backend.common.money import NBSP, money_format
 from backend.payments.dashboard import DayTotal, Summary, dashboard_summary
+from backend.payments.vocabulary import PROVIDER_TITLES
 
 PERMISSION = "payments.view_dashboard"
-# How the admin names the providers: the names their users know.
-PROVIDER_TITLES = {"qiwi": "QIWI", "telegram": "Telegram Stars", "yookassa": "YooKassa"}
 
 
 def can_see_dashboard(user) -> bool:

@@ -30,10 +30,10 @@ from backend.payments.providers.telegram import (
     TelegramPaymentsProvider,
 )
 from backend.payments.services import BillTransition
-from backend.payments.vocabulary import ProviderName
+from backend.payments.vocabulary import STARS_RECONCILE_WINDOW, ProviderName
 
 RECONCILE_INTERVAL = 300.0  # seconds between two reads of getStarTransactions
-RECONCILE_WINDOW = timedelta(days=7)  # bills older than this are not looked at
+RECONCILE_WINDOW = STARS_RECONCILE_WINDOW  # bills older than this are not looked at
 CLOCK_MARGIN = timedelta(minutes=10)  # Telegram's clock may be behind ours
 PROVIDER = ProviderName.TELEGRAM
 

@@ -37,13 +37,12 @@ from backend.payments import selectors, services
 from backend.payments.models import Bill
 from backend.payments.providers.base import PaymentProvider, ProviderError, ProviderNotFound
 from backend.payments.services import BillTransition
-from backend.payments.vocabulary import BillStatus, ProviderName
+from backend.payments.vocabulary import PROVIDER_TITLES, STARS_CURRENCY, BillStatus, ProviderName
 
 if TYPE_CHECKING:  # aiogram takes seconds to import: only when a provider is read
     from backend.payments.providers.telegram import TelegramPaymentsProvider
     from backend.payments.providers.yookassa import YooKassaProvider
 
-STARS = "XTR"
 DEFAULT_DAYS = 7  # the admin's page opens on the last week, today included
 CLOCK_MARGIN = timedelta(minutes=10)  # Telegram's clock may be behind ours
 REFETCH_MAX = 200  # credited bills YooKassa did not list, asked about one by one
@@ -68,11 +67,6 @@ VERDICTS = {
     Verdict.OK: gettext_lazy("agrees"),
 }
 ORDER = list(Verdict)
-PROVIDER_NAMES = {
-    ProviderName.QIWI: "QIWI",
-    ProviderName.TELEGRAM: "Telegram Stars",
-    ProviderName.YOOKASSA: "ЮKassa",
-}
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,7 @@ class Row:
 
     @property
     def provider_text(self) -> str:
-        return PROVIDER_NAMES.get(self.provider, str(self.provider))
+        return PROVIDER_TITLES.get(self.provider, str(self.provider))
 
     @property
     def paid_text(self) -> str:
@@ -126,8 +120,8 @@ class Row:
         if self.bill is None:
             return ""
         text = money_format(self.bill.amount, currency=self.bill.currency)
-        if self.bill.invoice_currency == STARS and self.bill.invoice_total is not None:
-            text += f" ({amount_text(Decimal(self.bill.invoice_total), STARS)})"
+        if self.bill.invoice_currency == STARS_CURRENCY and self.bill.invoice_total is not None:
+            text += f" ({amount_text(Decimal(self.bill.invoice_total), STARS_CURRENCY)})"
         return text
 
     @property
@@ -140,7 +134,9 @@ class Row:
 
 
 def amount_text(amount: Decimal, currency: str) -> str:
-    return f"{amount:f} ⭐" if currency == STARS else money_format(amount, currency=currency)
+    return (
+        f"{amount:f} ⭐" if currency == STARS_CURRENCY else money_format(amount, currency=currency)
+    )
 
 
 @dataclass(frozen=True)
@@ -173,8 +169,8 @@ def default_days() -> tuple[date, date]:
 
 def _asks(bill: Bill) -> tuple[Decimal, str]:
     """What the bill asks the payer: its stars for a Stars invoice, else its amount."""
-    if bill.invoice_currency == STARS and bill.invoice_total is not None:
-        return Decimal(bill.invoice_total), STARS
+    if bill.invoice_currency == STARS_CURRENCY and bill.invoice_total is not None:
+        return Decimal(bill.invoice_total), STARS_CURRENCY
     return bill.amount, bill.currency
 
 
@@ -368,7 +364,8 @@ async def _stars_rows(
             % {"pages": read.pages}
         )
     payments = [
-        Paid(p.charge_id, p.payload, Decimal(p.stars), STARS, p.date, "") for p in read.payments
+        Paid(p.charge_id, p.payload, Decimal(p.stars), STARS_CURRENCY, p.date, "")
+        for p in read.payments
     ]
     credited, bills, topups = await _ours(
         ProviderName.TELEGRAM, since, until, [p.bill_id for p in payments]
@@ -376,8 +373,8 @@ async def _stars_rows(
     ours = {bill.pk for bill in credited}
     # Payments of the period, and those of its bills made after it.
     paid = [p for p in payments if since <= p.moment < until or p.bill_id in ours]
-    stars = [bill for bill in credited if bill.invoice_currency == STARS]
-    others = [bill for bill in credited if bill.invoice_currency != STARS]
+    stars = [bill for bill in credited if bill.invoice_currency == STARS_CURRENCY]
+    others = [bill for bill in credited if bill.invoice_currency != STARS_CURRENCY]
     rows = compare(
         provider=ProviderName.TELEGRAM, paid=paid, credited=stars, bills=bills, topups=topups
     )
@@ -411,7 +408,7 @@ async def statement_read(
     errors: list[str] = []
     notes: list[str] = []
     for name in sorted(set(names)):
-        label = PROVIDER_NAMES[name]
+        label = PROVIDER_TITLES[name]
         try:
             if name == ProviderName.QIWI:
                 rows += await _ledger_rows(name, since, until)
@@ -476,7 +473,7 @@ async def statement_for_period(*, since: datetime, until: datetime) -> Statement
         except (ProviderError, ValueError) as e:
             errors.append(
                 _("%(provider)s could not be read: %(error)s")
-                % {"provider": PROVIDER_NAMES[name], "error": e}
+                % {"provider": PROVIDER_TITLES[name], "error": e}
             )
     if ProviderName.QIWI in names:
         statements.append(
@@ -544,7 +541,7 @@ async def _credit_stars(
     return await services.abill_pay_reported(
         bill_id=payment.payload,
         telegram_id=payment.telegram_id,
-        currency=STARS,
+        currency=STARS_CURRENCY,
         total=payment.stars,
         charge_id=payment.charge_id,
         admin=admin,

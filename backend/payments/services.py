@@ -27,7 +27,7 @@ from backend.common.db import db_async
 from backend.common.money import CENT, MAX_AMOUNT, money_format, money_value
 from backend.payments.models import Bill, LedgerEntry, UserNotice
 from backend.payments.providers.base import Quote
-from backend.payments.vocabulary import BillStatus, ProviderName
+from backend.payments.vocabulary import STARS_CURRENCY, BillStatus, ProviderName
 from backend.users.models import TelegramUser
 
 # What a provider may report of a bill, besides WAITING.
@@ -487,7 +487,11 @@ def bill_refund_begin(*, bill_id: str, admin: AbstractBaseUser | None = None) ->
     bill = _bills_locked().get(pk=bill_id)
     if bill.status == Bill.Status.REFUNDING:
         return bill
-    if bill.status != Bill.Status.PAID or bill.invoice_currency != "XTR" or not bill.charge_id:
+    if (
+        bill.status != Bill.Status.PAID
+        or bill.invoice_currency != STARS_CURRENCY
+        or not bill.charge_id
+    ):
         raise BalanceError(_("only a paid bill in Telegram Stars can be refunded"))
     if LedgerEntry.objects.filter(bill=bill, kind=LedgerEntry.Kind.REFUND).exists():
         raise BalanceError(_("Telegram has refused this bill's refund once already"))

@@ -8,6 +8,7 @@ its adapter.
 No model, no provider library is imported here: the settings read this module.
 """
 
+from datetime import timedelta
 from enum import StrEnum
 
 from django.db import models
@@ -18,6 +19,19 @@ class ProviderName(StrEnum):
     QIWI = "qiwi"
     TELEGRAM = "telegram"
     YOOKASSA = "yookassa"
+
+
+# How the admin names the providers: the names their users know.
+PROVIDER_TITLES: dict[str, str] = {
+    ProviderName.QIWI: "QIWI",
+    ProviderName.TELEGRAM: "Telegram Stars",
+    ProviderName.YOOKASSA: "ЮKassa",
+}
+
+STARS_CURRENCY = "XTR"  # Telegram Stars' currency code in invoices and bills
+# How far back a Stars payment is looked for at Telegram (getStarTransactions): an
+# unpaid Stars bill younger than this may still be credited by the reconciliation.
+STARS_RECONCILE_WINDOW = timedelta(days=7)
 
 
 class BillStatus(models.TextChoices):

@@ -39,9 +39,9 @@ from backend.payments.providers.base import (
     currency_exponent,
 )
 from backend.payments.receipts import ReceiptSettings
-from backend.payments.vocabulary import BillStatus, ProviderName
+from backend.payments.vocabulary import STARS_CURRENCY, BillStatus, ProviderName
 
-STARS = "XTR"
+STARS = STARS_CURRENCY
 INVOICE_TITLE = "Пополнение баланса"
 STAR_TRANSACTIONS_PAGE = 100  # getStarTransactions' largest `limit`
 STAR_TRANSACTIONS_MAX_PAGES = 10
