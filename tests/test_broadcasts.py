@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from backend.bot.broadcasts import Pacer
 from backend.broadcasts import services
 from backend.broadcasts.models import Broadcast, Delivery
 from backend.broadcasts.telegram_html import TelegramHtmlError, telegram_html_text
@@ -261,23 +262,30 @@ async def test_a_broadcast_resumes_after_a_kill_and_sends_nobody_a_second_copy(t
 
             async def in_hand():  # Telegram has it, the database says SENDING
                 hung = [c for c in sends(tg) if c.failed]
-                return hung and delivery_status(db_path).count("sending") == 1
+                return hung and "sending" in delivery_status(db_path)
 
             await eventually(in_hand)
             bot.send_signal(signal.SIGKILL)
             await bot.wait()
+            hung = next(c.params["chat_id"] for c in sends(tg) if c.failed)
 
             bot = await start_runbot(env, tmp_path, console)
 
             async def finished():
-                return "pending" not in delivery_status(db_path)
+                statuses = delivery_status(db_path)
+                return "pending" not in statuses and "sending" not in statuses
 
             await eventually(finished, timeout=60)
-            await asyncio.sleep(1.0)
-            statuses = delivery_status(db_path)
-            assert statuses.count("unknown") == 1 and statuses.count("sent") == 11
+            await asyncio.sleep(0.5)
+            statuses = dict(zip(range(6401, 6413), delivery_status(db_path), strict=True))
+            unknown = [chat for chat, status in statuses.items() if status == "unknown"]
+            # The hung message, and at most one more window (of one at 20 a second) claimed
+            # beside it; the rest sent.
+            assert hung in unknown and len(unknown) <= 2
+            assert sorted(statuses.values()).count("sent") == 12 - len(unknown)
             chats = [c.params["chat_id"] for c in sends(tg)]
-            assert sorted(chats) == list(range(6401, 6413))  # one attempt each, no copy
+            assert len(chats) == len(set(chats))  # one attempt each, no copy
+            assert {chat for chat, status in statuses.items() if status == "sent"} <= set(chats)
         finally:
             if bot.returncode is None:
                 bot.send_signal(signal.SIGTERM)
@@ -316,3 +324,20 @@ async def test_a_broadcast_gives_way_to_the_dialog(make_bot, tg, qiwi, transacti
     await eventually(done, timeout=10)
     last = max(c.at for c in sends(tg, users))
     assert sent_between(last - 1.0, last + 0.01) >= 15  # full speed again
+
+
+async def test_the_pacer_makes_up_a_stall_yet_never_lets_more_than_the_rate_in_a_second():
+    """At 200 a second, the event loop blocked for 30 ms (a stall within CATCH_UP) every
+    100 messages: the lost time is made up, the messages keep to the schedule, and no
+    second, however slid, holds more than 200."""
+    pacer = Pacer(200.0)
+    times = []
+    started = time.monotonic()
+    for i in range(600):
+        await pacer.wait()
+        times.append(time.monotonic())
+        if i % 100 == 50:
+            time.sleep(0.03)  # the loop is held up: a stall the pacer must make up
+    took = times[-1] - started
+    assert 2.9 <= took <= 3.15  # 600 at 200 a second: 3 s, the stalls made up
+    assert all(t201 - t1 >= 1.0 for t1, t201 in zip(times, times[200:], strict=False))

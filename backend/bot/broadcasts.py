@@ -1,18 +1,23 @@
 """Sends the queued broadcasts (backend.broadcasts), beside the bill jobs, in the one bot
 process that holds the instance lock: one sender across all processes and workers.
 
-At most `rate` messages a second, spaced evenly, so no second ever holds more (Telegram
-takes about 30 a second from a bot; the default 25 leaves room for the dialog's
-replies). Each recipient gets at most one message: the delivery is claimed (SENDING)
-before the message goes out and finished after; a pause or a cancel takes effect
-before the next message; after a crash the sender resumes with the next recipient,
-and the one whose message was in hand is UNKNOWN, not sent again.
+At most `rate` messages a second (Telegram takes about 30 a second from a bot; the
+default 25 leaves room for the dialog's replies): evenly spaced, and never more than
+`rate` of them in any second, however it is slid; time lost to a stall is made up
+only within that bound. Each recipient gets at most one message: the deliveries are
+claimed (SENDING) a window at a time before their messages go out, and finished
+after. The next window is claimed while the last one's answers come back and its
+outcomes are written, but never more than two windows are claimed and unfinished:
+a crash leaves at most `2 × window(rate)` deliveries UNKNOWN (never sent again; a
+tenth of a second's worth at 1000 a second, 2 at the default 25), and a pause or a
+cancel takes effect from the next window claimed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 from aiogram import Bot
@@ -22,13 +27,16 @@ from loguru import logger
 from backend.bot import client, keyboards
 from backend.broadcasts import selectors, services
 from backend.broadcasts.models import Broadcast, Delivery
+from backend.broadcasts.services import Claimed
 from backend.common.outbox import mark_interrupted
 from backend.log_setup import redact
 
-BATCH = 100
+IN_FLIGHT = 2  # windows claimed and not yet finished, at most
 GIVE_WAY = 0.5  # seconds a message waits at most for the dialog's updates in hand
 BUSY_LOOK = 0.01  # seconds between looks at them
+CATCH_UP = 0.05  # seconds behind the schedule a pacer makes up; more is lost
 Status = Delivery.Status
+Outcome = tuple[int, Status, str]  # a delivery's id, status and error
 
 
 def window(rate: float) -> int:
@@ -38,103 +46,136 @@ def window(rate: float) -> int:
 
 
 class Pacer:
-    """Lets one message go every 1/`rate` seconds, never sooner, and not while `busy()`
-    (the dialog's updates in hand: the users waiting for a reply go first), unless that
-    has lasted `GIVE_WAY` seconds: a busy bot slows a broadcast down, never stops it."""
+    """Lets a message go every 1/`rate` seconds on a schedule kept from the first, so
+    that a late wake-up is made up (up to `CATCH_UP` seconds late), yet never more than
+    `rate` messages in any second: the one after the last `rate` waits till a second
+    after the first of them.
+
+    Not while `busy()` (the dialog's updates in hand: the users waiting for a reply go
+    first), unless that has lasted `GIVE_WAY` seconds: a busy bot slows a broadcast
+    down, never stops it. Time given way is not made up."""
 
     def __init__(self, rate: float, busy: Callable[[], bool] = lambda: False) -> None:
         self._gap = 1.0 / rate
-        self._next = 0.0
+        self._recent: deque[float] = deque(maxlen=max(1, int(rate)))  # the last sends
+        self._slot = 0.0  # when the next message is due
         self._busy = busy
 
     async def wait(self) -> None:
         now = time.monotonic()
-        if self._next > now:
-            await asyncio.sleep(self._next - now)
+        slot = self._slot if now - self._slot <= CATCH_UP else now
+        if len(self._recent) == self._recent.maxlen:
+            slot = max(slot, self._recent[0] + 1.0)
+        while now < slot:
+            await asyncio.sleep(slot - now)
+            now = time.monotonic()
+        if await self.give_way():
+            slot = now = time.monotonic()
+        self._recent.append(now)
+        self._slot = slot + self._gap
+
+    async def give_way(self) -> bool:
+        """Wait while `busy()`, up to `GIVE_WAY` seconds; True if it was."""
+        if not self._busy():
+            return False
         given_way = time.monotonic() + GIVE_WAY
         while self._busy() and time.monotonic() < given_way:
             await asyncio.sleep(BUSY_LOOK)
-        self._next = max(time.monotonic(), self._next) + self._gap
+        return True
 
 
-def _not_to_send(delivery: Delivery) -> Status | None:
-    """Who gets nothing: blocked in the admin since the broadcast was queued, or gone
-    (has blocked the bot)."""
-    if delivery.user.is_blocked:
-        return Status.SKIPPED
-    if delivery.user.bot_blocked_at is not None:
-        return Status.BOT_BLOCKED
-    return None
-
-
-async def _send(bot: Bot, broadcast: Broadcast, delivery: Delivery) -> tuple[Status, str]:
-    markup = None
-    if broadcast.button_url:
-        markup = keyboards.link(broadcast.button_text, broadcast.button_url)
-    chat_id = delivery.user.telegram_id
+async def _send(bot: Bot, message: client.PreparedMessage, chat_id: int) -> tuple[Status, str]:
     try:
-        sent = await client.deliver(bot, chat_id, broadcast.text, reply_markup=markup)
+        sent = await client.deliver_prepared(bot, message, chat_id)
     except AiogramError as e:  # Telegram's «no» for this user (a 400): recorded, not retried
         return Status.FAILED, redact(str(e))
     return client.outbox_outcome(sent)
 
 
-async def _still_running(broadcast_id: int) -> bool:
-    current = await selectors.abroadcast_get(broadcast_id=broadcast_id)
-    if current.status == Broadcast.Status.RUNNING:
-        return True
-    logger.info("broadcast {} is {}: stopped sending", broadcast_id, current.status)
-    return False
-
-
 async def send_broadcast(*, bot: Bot, broadcast: Broadcast, pacer: Pacer, window: int) -> None:
     """Send what is left of one RUNNING broadcast, until it is done, paused or cancelled.
 
-    `window` deliveries at a time are claimed (SENDING) in one statement, then their
-    messages go out at the pacer's spacing, each in a task of its own (so that Telegram's
-    answer to one does not hold up the next), and their outcomes are written together.
-    A crash leaves at most one window UNKNOWN: `window / rate` seconds of messages. A
-    delivery is claimed only while its broadcast runs: a pause or a cancel stops the
-    next window."""
-    while await _still_running(broadcast.pk):
-        batch = await selectors.adeliveries_pending(broadcast_id=broadcast.pk, limit=BATCH)
-        if not batch:
-            if await services.abroadcast_finish(broadcast_id=broadcast.pk):
-                logger.info("broadcast {} done", broadcast.pk)
-            return
-        for start in range(0, len(batch), window):
-            chunk = batch[start : start + window]
-            claimed = await services.adeliveries_claim(
-                broadcast_id=broadcast.pk, delivery_ids=[d.pk for d in chunk]
-            )
+    `window` deliveries at a time are claimed (SENDING) in one statement; their messages
+    go out at the pacer's spacing, each in a task of its own (so that Telegram's answer
+    to one does not hold up the next), and their outcomes are written together in the
+    background while the next window is claimed and sent: at most `IN_FLIGHT` windows
+    are claimed and unfinished. A delivery is claimed only while its broadcast runs: a
+    pause or a cancel stops the next window."""
+    markup = None
+    if broadcast.button_url:
+        markup = keyboards.link(broadcast.button_text, broadcast.button_url)
+    message = client.prepare_message(bot, broadcast.text, reply_markup=markup)
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
+    finishing: set[asyncio.Task] = set()
+    try:
+        while True:
+            await in_flight.acquire()
+            claimed = await services.adeliveries_claim(broadcast_id=broadcast.pk, limit=window)
             if not claimed:
-                if not await _still_running(broadcast.pk):  # paused or cancelled
-                    return
-                continue
-            await _send_window(bot, broadcast, [d for d in chunk if d.pk in claimed], pacer)
+                in_flight.release()
+                break
+            skipped, sending = await _send_window(bot, message, claimed, pacer)
+            task = asyncio.create_task(_finish_window(broadcast.pk, skipped, sending, in_flight))
+            finishing.add(task)
+            task.add_done_callback(finishing.discard)
+    except asyncio.CancelledError:
+        for task in finishing:
+            task.cancel()
+        raise
+    finally:
+        await asyncio.gather(*finishing, return_exceptions=True)
+    if claimed is None:
+        current = await selectors.abroadcast_get(broadcast_id=broadcast.pk)
+        logger.info("broadcast {} is {}: stopped sending", broadcast.pk, current.status)
+    elif await services.abroadcast_finish(broadcast_id=broadcast.pk):
+        logger.info("broadcast {} done", broadcast.pk)
 
 
 async def _send_window(
-    bot: Bot, broadcast: Broadcast, deliveries: list[Delivery], pacer: Pacer
+    bot: Bot, message: client.PreparedMessage, claimed: list[Claimed], pacer: Pacer
+) -> tuple[list[Outcome], list[tuple[Claimed, asyncio.Task]]]:
+    """Start each claimed delivery's message at the pacer's time; those who get nothing
+    (blocked in the admin since the broadcast was queued, or gone: have blocked the bot)
+    are outcomes at once."""
+    skipped: list[Outcome] = []
+    sending: list[tuple[Claimed, asyncio.Task]] = []
+    for delivery in claimed:
+        if delivery.user_blocked:
+            skipped.append((delivery.delivery_id, Status.SKIPPED, ""))
+        elif delivery.bot_blocked:
+            skipped.append((delivery.delivery_id, Status.BOT_BLOCKED, ""))
+        else:
+            await pacer.wait()
+            task = asyncio.create_task(_send(bot, message, delivery.telegram_id))
+            sending.append((delivery, task))
+    return skipped, sending
+
+
+async def _finish_window(
+    broadcast_id: int,
+    outcomes: list[Outcome],
+    sending: list[tuple[Claimed, asyncio.Task]],
+    in_flight: asyncio.Semaphore,
 ) -> None:
-    skipped: list[tuple[int, Status, str]] = []
-    sending: list[tuple[Delivery, asyncio.Task]] = []
-    for delivery in deliveries:
-        skip = _not_to_send(delivery)
-        if skip is not None:
-            skipped.append((delivery.pk, skip, ""))
-            continue
-        await pacer.wait()
-        sending.append((delivery, asyncio.create_task(_send(bot, broadcast, delivery))))
-    outcomes = list(skipped)
-    for delivery, task in sending:
-        status, error = await task
-        outcomes.append((delivery.pk, status, error))
-        if status != Status.SENT:
-            logger.info(
-                "broadcast {} to user {}: {}", broadcast.pk, delivery.user.telegram_id, status
-            )
-    await services.adeliveries_finish(outcomes=outcomes)
+    """Wait for the window's answers and write its outcomes; then the next may be claimed."""
+    try:
+        results = await asyncio.gather(*(task for _, task in sending), return_exceptions=True)
+        for (delivery, _), result in zip(sending, results, strict=True):
+            if isinstance(result, BaseException):
+                result = (Status.FAILED, redact(repr(result)))
+            status, error = result
+            outcomes.append((delivery.delivery_id, status, error))
+            if status != Status.SENT:
+                logger.info(
+                    "broadcast {} to user {}: {}", broadcast_id, delivery.telegram_id, status
+                )
+        await services.adeliveries_finish(outcomes=outcomes)
+    except Exception:
+        logger.exception(
+            "broadcast {}: outcomes not written (SENDING till a restart)", broadcast_id
+        )
+    finally:
+        in_flight.release()
 
 
 async def run_broadcast_sender(

@@ -30,11 +30,6 @@ def broadcast_get(*, broadcast_id: int) -> Broadcast:
     return Broadcast.objects.get(pk=broadcast_id)
 
 
-def deliveries_pending(*, broadcast_id: int, limit: int = 100) -> list[Delivery]:
-    rows = Delivery.objects.filter(broadcast_id=broadcast_id, status=Delivery.Status.PENDING)
-    return list(rows.select_related("user").order_by("pk")[:limit])
-
-
 @dataclass(frozen=True)
 class Progress:
     broadcast: Broadcast
@@ -61,5 +56,4 @@ def broadcast_progress(*, broadcast_id: int) -> Progress:
     return Progress(broadcast=broadcast, counts=counts, rate=rate, eta=eta)
 
 
-adeliveries_pending = db_async(deliveries_pending)
 abroadcast_get = db_async(broadcast_get)

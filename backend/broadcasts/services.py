@@ -10,6 +10,7 @@ UNKNOWN, never sent again.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -123,7 +124,8 @@ def _move(broadcast_id: int, to: Status, *, only_from: tuple[Status, ...]) -> Br
 
 
 def broadcast_pause(*, broadcast_id: int) -> Broadcast:
-    """Stops after the message in hand; `broadcast_resume` goes on from the next one."""
+    """Stops before the next window of deliveries is claimed (the one or two claimed go
+    out); `broadcast_resume` goes on from the next one."""
     return _move(broadcast_id, Status.PAUSED, only_from=Broadcast.ACTIVE)
 
 
@@ -176,19 +178,36 @@ def deliveries_interrupted() -> int:
     )
 
 
+class Claimed(NamedTuple):
+    """A delivery claimed for sending, with what the sender needs of its user."""
+
+    delivery_id: int
+    telegram_id: int
+    user_blocked: bool  # blocked in the admin
+    bot_blocked: bool  # the user has blocked the bot
+
+
 @transaction.atomic
-def deliveries_claim(*, broadcast_id: int, delivery_ids: list[int]) -> set[int]:
-    """PENDING → SENDING, just before their messages go out, only while the broadcast
-    runs; returns the ids claimed (none when it was paused or cancelled meanwhile). The
-    broadcast's row is locked for it, so a pause waits for the claim or comes before."""
+def deliveries_claim(*, broadcast_id: int, limit: int) -> list[Claimed] | None:
+    """The next `limit` PENDING deliveries of a RUNNING broadcast, oldest first, SENDING
+    from now on (just before their messages go out); [] when none is left, None when the
+    broadcast no longer runs (paused or cancelled meanwhile). The broadcast's row is
+    locked for it, so a pause waits for the claim or comes before."""
     running = Broadcast.objects.select_for_update().filter(pk=broadcast_id, status=Status.RUNNING)
     if not list(running.values_list("pk", flat=True)):
-        return set()
-    rows = Delivery.objects.filter(
-        pk__in=delivery_ids, broadcast_id=broadcast_id, status=Delivery.Status.PENDING
-    )
-    claimed = set(rows.values_list("pk", flat=True))
-    Delivery.objects.filter(pk__in=claimed).update(status=Delivery.Status.SENDING)
+        return None
+    rows = Delivery.objects.filter(broadcast_id=broadcast_id, status=Delivery.Status.PENDING)
+    columns = ("pk", "user__telegram_id", "user__is_blocked", "user__bot_blocked_at")
+    claimed = [
+        Claimed(pk, telegram_id, is_blocked, bot_blocked_at is not None)
+        for pk, telegram_id, is_blocked, bot_blocked_at in rows.order_by("pk").values_list(
+            *columns
+        )[:limit]
+    ]
+    if claimed:
+        Delivery.objects.filter(pk__in=[c.delivery_id for c in claimed]).update(
+            status=Delivery.Status.SENDING
+        )
     return claimed
 
 
@@ -211,4 +230,4 @@ abroadcast_next = db_async(broadcast_next)
 abroadcast_finish = db_async(broadcast_finish)
 adeliveries_interrupted = db_async(deliveries_interrupted)
 adeliveries_claim = db_async(deliveries_claim)
-adeliveries_finish = db_async(deliveries_finish)
+adeliveries_finish = db_async(deliveries_finish, idempotent=True)  # rows still SENDING only
