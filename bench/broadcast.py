@@ -158,8 +158,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         beside = await broadcast_run(fake, name, proc.pid, traffic=True)
     finally:
         proc.terminate()
-        try:
-            proc.wait(60)
+        try:  # in a thread: the fake in this loop must answer the bot while it stops
+            await asyncio.to_thread(proc.wait, 60)
         except subprocess.TimeoutExpired:
             seed.log("the bot did not stop in 60 s: killed")
             proc.kill()

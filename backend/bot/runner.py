@@ -32,7 +32,7 @@ from backend.bot.notices import run_notice_sender
 from backend.bot.polling import PollingIntake, install_stop_signals, remove_stop_signals
 from backend.bot.shared_state import SharedState
 from backend.bot.webhook import build_app, set_webhook
-from backend.common.db import db_async
+from backend.common.db import db_async, db_jobs_close
 from backend.payments.dashboard_days import run_dashboard_closer
 from backend.payments.poller import run_expiry, run_poller
 from backend.payments.providers.base import PaymentProvider, PolledProvider
@@ -227,6 +227,7 @@ async def run_bot(
             for provider in providers.values():
                 await provider.close()
             await shared.close()
+            await db_jobs_close()
             logger.info("bot stopped")
         finally:
             # Only now: a second SIGTERM while closing (run.sh sends one more) must not

@@ -56,4 +56,4 @@ def broadcast_progress(*, broadcast_id: int) -> Progress:
     return Progress(broadcast=broadcast, counts=counts, rate=rate, eta=eta)
 
 
-abroadcast_get = db_async(broadcast_get)
+abroadcast_get = db_async(broadcast_get, jobs=True)

@@ -226,8 +226,9 @@ def deliveries_finish(*, outcomes: list[tuple[int, Delivery.Status, str]]) -> No
                 sending.filter(pk=pk).update(status=status, error=error[:2000], sent_at=None)
 
 
-abroadcast_next = db_async(broadcast_next)
-abroadcast_finish = db_async(broadcast_finish)
-adeliveries_interrupted = db_async(deliveries_interrupted)
-adeliveries_claim = db_async(deliveries_claim)
-adeliveries_finish = db_async(deliveries_finish, idempotent=True)  # rows still SENDING only
+abroadcast_next = db_async(broadcast_next, jobs=True)
+abroadcast_finish = db_async(broadcast_finish, jobs=True)
+adeliveries_interrupted = db_async(deliveries_interrupted, jobs=True)
+adeliveries_claim = db_async(deliveries_claim, jobs=True)
+# idempotent: it writes the rows still SENDING only
+adeliveries_finish = db_async(deliveries_finish, idempotent=True, jobs=True)
