@@ -39,14 +39,14 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetrics())
     dp.update.outer_middleware(FloodGuard(shared.flood))
     dp.update.outer_middleware(UserMiddleware())
-    # Order matters: /admin, /receipt, /balance and /start win over the prompts; fallbacks
-    # go last.
+    # Order matters: the commands (/start first: the most frequent update, looked at
+    # before the others' filters) win over the prompts; fallbacks go last.
     dp.include_routers(
+        start.build_router(),
         admin.build_router(),
         telegram_payments.build_router(),
         topup.build_commands_router(),
         balance.build_router(),
-        start.build_router(),
         topup.build_router(),
         fallback.build_router(),
     )

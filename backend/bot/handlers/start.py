@@ -1,5 +1,5 @@
 from aiogram import Bot, Router
-from aiogram.filters import CommandStart, StateFilter
+from aiogram.filters import CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -38,16 +38,8 @@ async def cancel(
     await send_greeting(bot, db_user, state, raw_state)
 
 
-async def anything_else(
-    message: Message, bot: Bot, db_user: TelegramUser, state: FSMContext
-) -> None:
-    """Outside the dialog, any message brings the greeting back."""
-    await send_greeting(bot, db_user, state, None)
-
-
 def build_router() -> Router:
     router = Router(name="start")
     router.message.register(start, CommandStart())
     router.callback_query.register(cancel, Cancel.filter())
-    router.message.register(anything_else, StateFilter(None))
     return router
