@@ -132,15 +132,22 @@ class BotSession(AiohttpSession):
         if isinstance(method, PreparedMessage):
             return method.payload()  # type: ignore[return-value]  # aiohttp takes either
         files: dict[str, Any] = {}
-        fields = []
-        for key, value in method.model_dump(warnings=False).items():
-            prepared = self.prepare_value(value, bot=bot, files=files)
-            if prepared:
-                fields.append((key, prepared))
+        fields = form_fields(bot, method, files)
         if files:
             return super().build_form_data(bot, method)
         body = urlencode(fields, doseq=True, encoding="utf-8").encode()
         return BytesPayload(body, content_type=FORM)  # type: ignore[return-value]
+
+
+def form_fields(bot: Bot, method: TelegramMethod[Any], files: dict[str, Any]) -> list:
+    """The request's fields as aiogram sends them (`files` gets the files): (name, value),
+    the empty ones left out, an enum (ParseMode) as its value."""
+    fields = []
+    for key, value in method.model_dump(warnings=False).items():
+        prepared = bot.session.prepare_value(value, bot=bot, files=files)
+        if prepared:
+            fields.append((key, prepared.value if isinstance(prepared, Enum) else prepared))
+    return fields
 
 
 def prepare_message(
@@ -148,11 +155,8 @@ def prepare_message(
 ) -> PreparedMessage:
     """What `bot.send_message(chat_id, text, reply_markup=…)` would send, but the chat."""
     method = SendMessage(chat_id=0, text=text, reply_markup=reply_markup)
-    fields = {}
-    for key, value in method.model_dump(warnings=False).items():
-        prepared = bot.session.prepare_value(value, bot=bot, files={})  # a text has no files
-        if prepared and key != "chat_id":
-            fields[key] = prepared.value if isinstance(prepared, Enum) else prepared  # ParseMode
+    fields = dict(form_fields(bot, method, files={}))  # a text has no files
+    fields.pop("chat_id", None)  # each message gets its own
     message = PreparedMessage.model_construct(chat_id=0, **fields)
     message._encoded = urlencode(fields, encoding="utf-8").encode()
     return message

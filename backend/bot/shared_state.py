@@ -98,19 +98,20 @@ os.register_at_fork(after_in_child=_new_token_prefix)
 _tokens = itertools.count()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Read:
-    """What taking a user's lock read for the update in hand."""
+    """What taking a user's lock read for the update in hand; each part answers one
+    question only (then `used`)."""
 
     state_key: str
     state: str | None
     user_id: int
     allowed: bool
+    state_used: bool = False
+    flood_used: bool = False
 
 
 _read: ContextVar[_Read | None] = ContextVar("topup_redis_read", default=None)
-_state_used: ContextVar[bool] = ContextVar("topup_redis_state_used", default=True)
-_flood_used: ContextVar[bool] = ContextVar("topup_redis_flood_used", default=True)
 
 
 class RedisFloodLimit:
@@ -128,8 +129,8 @@ class RedisFloodLimit:
 
     async def allow(self, user_id: int) -> bool:
         read = _read.get()
-        if read is not None and read.user_id == user_id and not _flood_used.get():
-            _flood_used.set(True)
+        if read is not None and read.user_id == user_id and not read.flood_used:
+            read.flood_used = True
             return read.allowed
         return bool(await self._script(keys=[self.key(user_id)], args=self.args))
 
@@ -140,8 +141,8 @@ class PrefetchingRedisStorage(RedisStorage):
 
     async def get_state(self, key: StorageKey) -> str | None:
         read = _read.get()
-        if read is not None and not _state_used.get():
-            _state_used.set(True)
+        if read is not None and not read.state_used:
+            read.state_used = True
             if read.state_key == self.key_builder.build(key, "state"):
                 return read.state
         return await super().get_state(key)
@@ -171,16 +172,11 @@ class RedisUserIsolation(BaseEventIsolation):
         state = answer[2] if len(answer) > 2 else None
         if isinstance(state, bytes):
             state = state.decode()
-        marks = (
-            _read.set(_Read(state_key, state, key.user_id, bool(answer[1]))),
-            _state_used.set(False),
-            _flood_used.set(False),
-        )
+        mark = _read.set(_Read(state_key, state, key.user_id, bool(answer[1])))
         try:
             yield None
         finally:
-            for var, mark in zip((_read, _state_used, _flood_used), marks, strict=True):
-                var.reset(mark)
+            _read.reset(mark)
             await self._leave(keys=[lock_key], args=[token])
 
     async def close(self) -> None:

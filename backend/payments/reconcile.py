@@ -3,7 +3,7 @@
 Telegram considers an update delivered once the bot has asked for the next ones; a bot
 killed in between never sees it again. For Stars, getStarTransactions still lists the
 payment: every `interval` seconds (and at start) the bot reads the payments made since
-its oldest Stars bill that could still be paid (at most `RECONCILE_WINDOW` back), and
+its oldest Stars bill that could still be paid (at most `STARS_RECONCILE_WINDOW` back), and
 credits those whose payload is one of its bills and whose charge id no bill records
 yet, through the same service as the update (one credit per charge id, whoever comes
 first), telling the user as usual. Provider-token payments are listed by no Bot API
@@ -25,15 +25,13 @@ from backend.payments.flows import Notify
 from backend.payments.providers.base import PaymentProvider, ProviderError
 from backend.payments.providers.telegram import (
     STAR_TRANSACTIONS_MAX_PAGES,
-    STARS,
     StarPayment,
     TelegramPaymentsProvider,
 )
 from backend.payments.services import BillTransition
-from backend.payments.vocabulary import STARS_RECONCILE_WINDOW, ProviderName
+from backend.payments.vocabulary import STARS_CURRENCY, STARS_RECONCILE_WINDOW, ProviderName
 
 RECONCILE_INTERVAL = 300.0  # seconds between two reads of getStarTransactions
-RECONCILE_WINDOW = STARS_RECONCILE_WINDOW  # bills older than this are not looked at
 CLOCK_MARGIN = timedelta(minutes=10)  # Telegram's clock may be behind ours
 PROVIDER = ProviderName.TELEGRAM
 
@@ -45,14 +43,14 @@ def lists_star_payments(provider: PaymentProvider) -> TypeGuard[TelegramPayments
 
 @db_async
 def _unpaid_since(since: datetime) -> datetime | None:
-    return selectors.unpaid_invoices_since(provider=PROVIDER, currency=STARS, since=since)
+    return selectors.unpaid_invoices_since(provider=PROVIDER, currency=STARS_CURRENCY, since=since)
 
 
 @db_async
 def _not_recorded(payments: tuple[StarPayment, ...]) -> list[StarPayment]:
     """The payments of our Stars bills whose charge id no bill records yet."""
     ours = selectors.bill_ids_invoiced(
-        provider=PROVIDER, currency=STARS, bill_ids=[p.payload for p in payments]
+        provider=PROVIDER, currency=STARS_CURRENCY, bill_ids=[p.payload for p in payments]
     )
     known = selectors.charge_ids_known(
         provider=PROVIDER, charge_ids=[p.charge_id for p in payments]
@@ -64,7 +62,7 @@ async def reconcile_star_payments(
     *,
     provider: TelegramPaymentsProvider,
     notify: Notify,
-    window: timedelta = RECONCILE_WINDOW,
+    window: timedelta = STARS_RECONCILE_WINDOW,
     max_pages: int = STAR_TRANSACTIONS_MAX_PAGES,
     skip: set[str] | None = None,
 ) -> list[BillTransition]:
@@ -96,7 +94,7 @@ async def reconcile_star_payments(
             transition = await services.abill_pay_reported(
                 bill_id=payment.payload,
                 telegram_id=payment.telegram_id,
-                currency=STARS,
+                currency=STARS_CURRENCY,
                 total=payment.stars,
                 charge_id=payment.charge_id,
             )
@@ -129,7 +127,7 @@ async def run_star_reconciler(
     provider: PaymentProvider,
     notify: Notify,
     interval: float = RECONCILE_INTERVAL,
-    window: timedelta = RECONCILE_WINDOW,
+    window: timedelta = STARS_RECONCILE_WINDOW,
 ) -> None:
     """Reconcile Stars payments at once, then every `interval` seconds, forever. A failed
     round (Telegram or the database down) is logged and the next one runs as usual.

@@ -41,7 +41,6 @@ from backend.payments.providers.base import (
 from backend.payments.receipts import ReceiptSettings
 from backend.payments.vocabulary import STARS_CURRENCY, BillStatus, ProviderName
 
-STARS = STARS_CURRENCY
 INVOICE_TITLE = "Пополнение баланса"
 STAR_TRANSACTIONS_PAGE = 100  # getStarTransactions' largest `limit`
 STAR_TRANSACTIONS_MAX_PAGES = 10
@@ -86,7 +85,7 @@ class TelegramPaymentsProvider:
         """What an invoice for `amount` rubles will ask: N rubles in Stars are
         ceil(N / RUBLES_PER_STAR) stars; through a provider, the amount itself."""
         if not self.provider_token:
-            return Quote(currency=STARS, total=math.ceil(amount / self.rubles_per_star))
+            return Quote(currency=STARS_CURRENCY, total=math.ceil(amount / self.rubles_per_star))
         exponent = currency_exponent(self.currency)
         return Quote(currency=self.currency, total=int(amount.scaleb(exponent)))
 
