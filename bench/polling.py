@@ -34,12 +34,13 @@ TARGET_S = 10.0
 BILLS_SQL = """
 INSERT INTO payments_bill
     (id, user_id, provider, amount, currency, status, provider_status, pay_url, error,
-     created_at, expires_at, status_changed_at, credited_at)
+     created_at, expires_at, status_changed_at, credited_at, invoice_currency, charge_id,
+     provider_charge_id)
 SELECT
     'bench' || lpad(i::text, 8, '0'), user_id, 'qiwi', 100 + i % 1000, 'RUB', 'WAITING',
     'WAITING', 'https://oplata.qiwi.com/form/?invoice_uid=bench' || i, '',
     now() - interval '1 minute' + i * interval '1 millisecond', now() + interval '1 day',
-    now(), NULL
+    now(), NULL, '', '', ''
 FROM (SELECT id AS user_id, row_number() OVER (ORDER BY id) AS i
       FROM users_telegramuser ORDER BY id LIMIT {n}) AS s
 """

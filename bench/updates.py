@@ -679,6 +679,7 @@ def machine_info() -> dict[str, Any]:
 
     return {
         "nproc": os.cpu_count(),
+        "cpu": seed.cpu_model(),
         "cpus_usable": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "aiogram": aiogram.__version__,
@@ -860,7 +861,7 @@ def print_table(report: dict[str, Any]) -> None:
     m = report["machine"]
     c = report["config"]
     print(
-        f"\nmachine: nproc {m['nproc']}, Python {m['python']}, aiogram {m['aiogram']}, "
+        f"\nmachine: {m['cpu']}, nproc {m['nproc']}, Python {m['python']}, aiogram {m['aiogram']}, "
         f"load {m['loadavg_at_start']} → {m.get('loadavg_at_end')}; medians of {c['reps']} "
         f"rep(s); burst = "
         f"{c['burst_updates']} queued at once, steady = {c['steady_rate']:g}/s for "

@@ -583,8 +583,9 @@ def build_report(
 def print_table(report: dict[str, Any]) -> None:
     m, c = report["machine"], report["config"]
     print(
-        f"\nmachine: nproc {m['nproc']}, Python {m['python']}, aiogram {m['aiogram']}, load "
-        f"{m['loadavg_at_start']} → {m['loadavg_at_end']}; medians of {c['reps']} rep(s); "
+        f"\nmachine: {m['cpu']}, nproc {m['nproc']}, Python {m['python']}, "
+        f"aiogram {m['aiogram']}, load {m['loadavg_at_start']} → {m['loadavg_at_end']}; "
+        f"medians of {c['reps']} rep(s); "
         f"burst = {c['burst_updates']} queued at once, steady = {c['steady_rate']:g}/s for "
         f"{c['steady_seconds']:g} s; {c['connections']} connections; PostgreSQL + "
         f"{c['redis_url']}; product LOG_LEVEL {c['log_level']}"
