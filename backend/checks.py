@@ -2,11 +2,13 @@
 
 Django runs them before every command that checks the system — `runserver`, `runbot`,
 `migrate`, `check` — and they are registered for every run, not only `check --deploy`.
+An application server (gunicorn) runs none: backend/wsgi.py and asgi.py run the
+security ones (`server_start_check`).
 The test suite runs no system checks, so its fallback key is not refused there.
 """
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, register, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
@@ -144,3 +146,21 @@ def bot_settings_errors() -> list[str]:
     except ValueError as e:
         errors.append(str(e))
     return errors
+
+
+def system_check_errors(*, tags: list[str] | None = None) -> list[str]:
+    """The system checks that stop a start (errors, not silenced; `tags`: only those),
+    one line each: its id, the message and the hint."""
+    return [
+        " ".join(filter(None, [f"({message.id})", message.msg, message.hint]))
+        for message in run_checks(tags=tags)
+        if message.is_serious() and not message.is_silenced()
+    ]
+
+
+def server_start_check() -> None:
+    """For backend/wsgi.py and backend/asgi.py: an application server (gunicorn) runs no
+    system checks, so the security ones run here, and the admin never serves with the
+    development key or a weak one (its workers fail to boot, saying why)."""
+    if errors := system_check_errors(tags=[Tags.security]):
+        raise ImproperlyConfigured("; ".join(errors))

@@ -376,7 +376,7 @@ YOOKASSA_TIMEOUT_SECONDS = env_int("YOOKASSA_TIMEOUT_SECONDS", 15)
 # address as ADMIN_CLIENT_IP_HEADER says behind a proxy. Off: from anyone; the body is
 # never trusted either way (the payment is asked about at YooKassa).
 YOOKASSA_NOTIFY_IP_CHECK = env_bool("YOOKASSA_NOTIFY_IP_CHECK")
-# Fiscal receipts (54-ФЗ, backend/payments/providers/receipts.py): each YooKassa payment
+# Fiscal receipts (54-ФЗ, backend/payments/receipts.py): each YooKassa payment
 # carries a receipt and the user's e-mail or phone. The VAT rate and the tax system are
 # the owner's to choose (their accountant's); the codes are YooKassa's tables'.
 YOOKASSA_RECEIPTS = env_bool("YOOKASSA_RECEIPTS", False)

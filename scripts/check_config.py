@@ -9,7 +9,6 @@ the problems on stderr and exit status 1. Nothing is written to the database.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from pathlib import Path
@@ -21,20 +20,15 @@ def problems() -> list[str]:
     import django
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
-    from django.core.management import call_command
-    from django.core.management.base import SystemCheckError
 
     try:
         django.setup()
     except ImproperlyConfigured as e:
         return [f"Configuration error: {e}"]
-    try:
-        call_command("check", stdout=io.StringIO())
-    except SystemCheckError as e:
-        return [str(e).strip()]
-    from backend.checks import bot_settings_errors
+    from backend.checks import bot_settings_errors, system_check_errors
 
-    errors = bot_settings_errors()
+    errors = system_check_errors()
+    errors += bot_settings_errors()
     if settings.ADMIN_WORKERS < 1:
         errors.append(f"ADMIN_WORKERS must be 1 or more, got {settings.ADMIN_WORKERS}")
     if not settings.ADMIN_ADDR or any(c.isspace() for c in settings.ADMIN_ADDR):

@@ -94,6 +94,7 @@ if [ -z "$stopping" ]; then
   fi
   wait "$ended" || status=$?
   echo "run.sh: $name stopped (exit status $status): stopping everything." >&2
+  status=1 # nobody asked it to stop: a failure, whatever its own status (gunicorn: 0 on TERM)
 fi
 kill -TERM "$admin_pid" "$bot_pid" 2>/dev/null || true
 for pid in "$admin_pid" "$bot_pid"; do

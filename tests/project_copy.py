@@ -130,6 +130,11 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return state, int(ppid)
 
 
+def parent_pid(pid: int) -> int | None:
+    stat = _stat(pid)
+    return stat and stat[1]
+
+
 def alive(pid: int) -> bool:
     """Running, not a zombie waiting for its parent to read its exit status."""
     stat = _stat(pid)

@@ -308,3 +308,35 @@ def test_gunicorn_trusts_no_forwarded_header(server):
     without a Referer passes, where Django's CSRF check of an HTTPS request would refuse
     it for the missing Referer."""
     assert log_in(server.host, server.port, **{"X-Forwarded-Proto": "https"})
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        pytest.param(None, "(backend.E001) BACKEND_SECRET_KEY is not set", id="no-key"),
+        pytest.param("short", "(backend.E002) BACKEND_SECRET_KEY is too weak", id="weak-key"),
+    ],
+)
+def test_gunicorn_started_directly_does_not_serve_without_a_strong_key(
+    server, tmp_path, key, message
+):
+    """As deploy/topup-admin.service starts it, with no run.sh (and so no system checks)
+    before: its worker refuses to boot and the server exits, saying why."""
+    values = {"BACKEND_SECRET_KEY": key} if key else {}
+    env = clean_env(
+        server.project,
+        DEBUG="false",
+        DATABASE_URL=f"sqlite:///{tmp_path}/admin.sqlite3",
+        LOG_DIR=str(tmp_path / "logs"),
+        **values,
+    )
+    result = subprocess.run(
+        [
+            str(server.project / ".venv" / "bin" / "python"), "-m", "gunicorn",
+            "-c", "scripts/gunicorn.conf.py", "--bind", "127.0.0.1:0", "--workers", "1",
+        ],
+        cwd=server.project, env=env, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert message in result.stderr, result.stderr[-3000:]
+    assert "Worker failed to boot" in result.stderr

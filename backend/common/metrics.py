@@ -27,8 +27,9 @@ What is counted, and where (only metrics that something really updates):
 Only the bot process counts: a bill credited by the admin's «check now» action is
 counted in the admin server's process, which exposes no metrics.
 
-One process (polling, or webhook with `BOT_WORKERS=1`): the metrics live in the
-process's memory and `/metrics` shows the default registry.
+One process (webhook with `BOT_WORKERS=1`): the metrics live in the process's memory
+and `/metrics` shows the default registry. In polling mode the process counts the same
+way but serves no `/metrics`: backend/bot/runner.py starts no HTTP listener there.
 
 Several processes (`BOT_WORKERS` > 1): each worker has its own memory, and the worker
 that answers a scrape would show its own counts only. prometheus_client's multiprocess
