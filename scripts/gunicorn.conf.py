@@ -22,9 +22,13 @@ forwarded_allow_ips = ""
 control_socket_disable = True
 
 
-def when_ready(server) -> None:
-    """The start banner, once the admin's address is really listening."""
-    for listener in server.LISTENERS:
+def post_worker_init(worker) -> None:
+    """The start banner, once the first worker has loaded the site: the address listens,
+    and the site answers. A worker that cannot load it (backend/wsgi.py refuses a
+    missing or weak secret key) fails to boot, and no banner is printed."""
+    if worker.age != 1:  # the first worker the master started; not again for the others
+        return
+    for listener in worker.sockets:
         address = str(listener)  # http://host:port, or unix:/path behind a proxy
         where = f"{address}/admin/" if address.startswith("http") else address
         print(

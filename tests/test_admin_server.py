@@ -340,3 +340,4 @@ def test_gunicorn_started_directly_does_not_serve_without_a_strong_key(
     assert result.returncode != 0, result.stdout + result.stderr
     assert message in result.stderr, result.stderr[-3000:]
     assert "Worker failed to boot" in result.stderr
+    assert "Admin site" not in result.stdout  # the banner says the site answers
