@@ -152,7 +152,7 @@ def system_check_errors(*, tags: list[str] | None = None) -> list[str]:
     """The system checks that stop a start (errors, not silenced; `tags`: only those),
     one line each: its id, the message and the hint."""
     return [
-        " ".join(filter(None, [f"({message.id})", message.msg, message.hint]))
+        " ".join(filter(None, [message.id and f"({message.id})", message.msg, message.hint]))
         for message in run_checks(tags=tags)
         if message.is_serious() and not message.is_silenced()
     ]

@@ -27,8 +27,7 @@ def problems() -> list[str]:
         return [f"Configuration error: {e}"]
     from backend.checks import bot_settings_errors, system_check_errors
 
-    errors = system_check_errors()
-    errors += bot_settings_errors()
+    errors = system_check_errors() + bot_settings_errors()
     if settings.ADMIN_WORKERS < 1:
         errors.append(f"ADMIN_WORKERS must be 1 or more, got {settings.ADMIN_WORKERS}")
     if not settings.ADMIN_ADDR or any(c.isspace() for c in settings.ADMIN_ADDR):
